@@ -1,0 +1,531 @@
+//! Pooled, reference-counted IO buffers (the seed's `CIOBuffer` and its allocator).
+//!
+//! A [`BufPool`] hands out fixed-size blocks. A block being filled is an
+//! [`IoBufMut`] (uniquely owned, writable); once filled it is frozen into an
+//! [`IoBuf`], an immutable view that is cheap to clone, slice and split.
+//! When the last view of a block is dropped the block goes back to its pool,
+//! unless the pool already keeps its configured maximum, in which case the
+//! memory is freed.
+//!
+//! The implementation is safe Rust: a block is an `Arc`, and the pool keeps
+//! the `Arc` itself, so a warm pool allocates nothing per message.
+
+use std::fmt;
+use std::ops::{Bound, Deref, RangeBounds};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+
+/// One block of memory, pooled or not.
+struct Block {
+    data: Box<[u8]>,
+    /// The pool the block returns to; `None` for blocks made from a `Vec`.
+    /// Taken out only transiently while the block is being returned.
+    pool: Option<Arc<PoolShared>>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.allocated.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct PoolShared {
+    buf_size: usize,
+    free: ArrayQueue<Arc<Block>>,
+    allocated: AtomicUsize,
+}
+
+/// Return a uniquely owned block to its pool (or free it).
+fn recycle(mut block: Arc<Block>) {
+    let Some(inner) = Arc::get_mut(&mut block) else {
+        return; // another view still holds it
+    };
+    let Some(pool) = inner.pool.take() else {
+        return; // unpooled: dropping frees it
+    };
+    inner.pool = Some(Arc::clone(&pool));
+    // A full pool hands the block back; dropping it frees the memory.
+    let _ = pool.free.push(block);
+}
+
+/// A pool of fixed-size IO buffers.
+///
+/// Cloning a pool is cheap; clones share the same blocks and counters.
+#[derive(Clone)]
+pub struct BufPool {
+    shared: Arc<PoolShared>,
+}
+
+/// A snapshot of a pool's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Blocks that exist now (pooled plus in use).
+    pub allocated: usize,
+    /// Blocks waiting in the pool for reuse.
+    pub pooled: usize,
+    /// Blocks held by buffers, queues, or the engine.
+    pub in_use: usize,
+}
+
+impl BufPool {
+    /// A pool of `buf_size`-byte blocks that keeps at most `max_pooled` free blocks.
+    ///
+    /// `buf_size` is raised to at least 1 and `max_pooled` to at least 1.
+    pub fn new(buf_size: usize, max_pooled: usize) -> Self {
+        BufPool {
+            shared: Arc::new(PoolShared {
+                buf_size: buf_size.max(1),
+                free: ArrayQueue::new(max_pooled.max(1)),
+                allocated: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The size of every block in this pool.
+    pub fn buf_size(&self) -> usize {
+        self.shared.buf_size
+    }
+
+    /// An empty writable buffer, from the pool when one is free.
+    pub fn alloc(&self) -> IoBufMut {
+        let block = match self.shared.free.pop() {
+            Some(block) => block,
+            None => {
+                self.shared.allocated.fetch_add(1, Ordering::Relaxed);
+                Arc::new(Block {
+                    data: vec![0u8; self.shared.buf_size].into_boxed_slice(),
+                    pool: Some(Arc::clone(&self.shared)),
+                })
+            }
+        };
+        IoBufMut {
+            block: Some(block),
+            len: 0,
+        }
+    }
+
+    /// Copy `data` into pooled buffers, calling `sink` with each filled one
+    /// in order. Returns how many buffers were produced.
+    pub fn copy_in(&self, mut data: &[u8], mut sink: impl FnMut(IoBuf)) -> usize {
+        let mut n = 0;
+        while !data.is_empty() {
+            let mut buf = self.alloc();
+            let took = buf.extend_from_slice(data);
+            data = &data[took..];
+            sink(buf.freeze());
+            n += 1;
+        }
+        n
+    }
+
+    /// The pool's counters now.
+    pub fn stats(&self) -> PoolStats {
+        let allocated = self.shared.allocated.load(Ordering::Relaxed);
+        let pooled = self.shared.free.len();
+        PoolStats {
+            allocated,
+            pooled,
+            in_use: allocated.saturating_sub(pooled),
+        }
+    }
+}
+
+impl fmt::Debug for BufPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BufPool")
+            .field("buf_size", &self.shared.buf_size)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A uniquely owned buffer being filled: bytes `0..len()` are data, the rest
+/// is spare capacity.
+pub struct IoBufMut {
+    /// Always `Some` (and unique) until frozen or dropped.
+    block: Option<Arc<Block>>,
+    len: usize,
+}
+
+impl IoBufMut {
+    fn block(&self) -> &Block {
+        self.block.as_deref().expect("IoBufMut holds its block until dropped")
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        let block = self.block.as_mut().and_then(Arc::get_mut);
+        // An IoBufMut is only built from a unique block and is never cloned.
+        &mut block.expect("IoBufMut block is uniquely owned").data
+    }
+
+    /// Total capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.block().data.len()
+    }
+
+    /// Bytes of spare capacity after the data.
+    pub fn remaining(&self) -> usize {
+        self.capacity() - self.len
+    }
+
+    /// The spare capacity, to be filled and then committed with [`IoBufMut::advance`].
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.data_mut()[len..]
+    }
+
+    /// Mark `n` more bytes of the spare capacity as data.
+    ///
+    /// # Panics
+    /// If `n` exceeds [`IoBufMut::remaining`].
+    pub fn advance(&mut self, n: usize) {
+        assert!(n <= self.remaining(), "advance past capacity");
+        self.len += n;
+    }
+
+    /// Append as much of `data` as fits; returns how many bytes were copied.
+    pub fn extend_from_slice(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.remaining());
+        self.spare_mut()[..n].copy_from_slice(&data[..n]);
+        self.len += n;
+        n
+    }
+
+    /// Forget the data, keeping the block.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The data as a mutable slice.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let len = self.len;
+        &mut self.data_mut()[..len]
+    }
+
+    /// Turn into an immutable, shareable buffer.
+    pub fn freeze(mut self) -> IoBuf {
+        IoBuf {
+            len: self.len,
+            block: self.block.take(),
+            off: 0,
+        }
+    }
+}
+
+impl Deref for IoBufMut {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.block().data[..self.len]
+    }
+}
+
+impl Drop for IoBufMut {
+    fn drop(&mut self) {
+        if let Some(block) = self.block.take() {
+            recycle(block);
+        }
+    }
+}
+
+impl fmt::Debug for IoBufMut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoBufMut")
+            .field("len", &self.len)
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+/// An immutable view of (part of) a block: cheap to clone, slice and split.
+///
+/// The block returns to its pool when its last view is dropped.
+pub struct IoBuf {
+    /// Always `Some` until dropped.
+    block: Option<Arc<Block>>,
+    off: usize,
+    len: usize,
+}
+
+impl IoBuf {
+    /// An empty buffer that owns no block.
+    pub fn empty() -> Self {
+        IoBuf {
+            block: None,
+            off: 0,
+            len: 0,
+        }
+    }
+
+    /// Number of bytes in view.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the view is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn bounds(&self, range: impl RangeBounds<usize>) -> (usize, usize) {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e + 1,
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => self.len,
+        };
+        assert!(
+            start <= end && end <= self.len,
+            "range {start}..{end} out of bounds for IoBuf of length {}",
+            self.len
+        );
+        (start, end)
+    }
+
+    /// A new view of `range` within this one, sharing the block.
+    ///
+    /// # Panics
+    /// If the range is out of bounds.
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> IoBuf {
+        let (start, end) = self.bounds(range);
+        IoBuf {
+            block: self.block.clone(),
+            off: self.off + start,
+            len: end - start,
+        }
+    }
+
+    /// Split off and return the first `at` bytes; `self` keeps the rest
+    /// (the seed's `SplitBuffer`, without a copy).
+    ///
+    /// # Panics
+    /// If `at > len()`.
+    pub fn split_to(&mut self, at: usize) -> IoBuf {
+        let head = self.slice(..at);
+        self.off += at;
+        self.len -= at;
+        head
+    }
+
+    /// Split off and return the bytes from `at`; `self` keeps the first `at`.
+    ///
+    /// # Panics
+    /// If `at > len()`.
+    pub fn split_off(&mut self, at: usize) -> IoBuf {
+        let tail = self.slice(at..);
+        self.len = at;
+        tail
+    }
+
+    /// Drop the first `n` bytes from the view.
+    ///
+    /// # Panics
+    /// If `n > len()`.
+    pub fn advance(&mut self, n: usize) {
+        assert!(n <= self.len, "advance past end of IoBuf");
+        self.off += n;
+        self.len -= n;
+    }
+
+    /// Shorten the view to `len` bytes (no effect if already shorter).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Turn back into a writable buffer when this is the only view of its
+    /// block: the data moves to the front of the block (as the seed's
+    /// read-into-the-same-buffer does), leaving the rest as spare capacity.
+    /// Otherwise the view is returned unchanged.
+    pub fn try_into_mut(mut self) -> Result<IoBufMut, IoBuf> {
+        let unique = match self.block.as_mut() {
+            Some(block) => Arc::get_mut(block).is_some(),
+            None => false,
+        };
+        if !unique {
+            return Err(self);
+        }
+        let (off, len) = (self.off, self.len);
+        let mut buf = IoBufMut {
+            block: self.block.take(),
+            len,
+        };
+        if off > 0 {
+            buf.data_mut().copy_within(off..off + len, 0);
+        }
+        Ok(buf)
+    }
+}
+
+impl Deref for IoBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.block {
+            Some(block) => &block.data[self.off..self.off + self.len],
+            None => &[],
+        }
+    }
+}
+
+impl AsRef<[u8]> for IoBuf {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Clone for IoBuf {
+    fn clone(&self) -> Self {
+        IoBuf {
+            block: self.block.clone(),
+            off: self.off,
+            len: self.len,
+        }
+    }
+}
+
+impl Drop for IoBuf {
+    fn drop(&mut self) {
+        if let Some(block) = self.block.take() {
+            recycle(block);
+        }
+    }
+}
+
+impl From<Vec<u8>> for IoBuf {
+    /// An unpooled buffer owning `v` (no copy beyond shrinking to fit).
+    fn from(v: Vec<u8>) -> Self {
+        let len = v.len();
+        IoBuf {
+            block: Some(Arc::new(Block {
+                data: v.into_boxed_slice(),
+                pool: None,
+            })),
+            off: 0,
+            len,
+        }
+    }
+}
+
+impl From<&[u8]> for IoBuf {
+    fn from(v: &[u8]) -> Self {
+        IoBuf::from(v.to_vec())
+    }
+}
+
+impl PartialEq for IoBuf {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for IoBuf {}
+
+impl fmt::Debug for IoBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoBuf").field("len", &self.len).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_return_to_pool_on_last_drop() {
+        let pool = BufPool::new(64, 4);
+        let mut b = pool.alloc();
+        b.extend_from_slice(b"hello world");
+        let frozen = b.freeze();
+        let clone = frozen.clone();
+        assert_eq!(pool.stats().in_use, 1);
+        drop(frozen);
+        assert_eq!(pool.stats().in_use, 1);
+        drop(clone);
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                allocated: 1,
+                pooled: 1,
+                in_use: 0
+            }
+        );
+        // Reuse: no new allocation.
+        let again = pool.alloc();
+        assert_eq!(pool.stats().allocated, 1);
+        drop(again);
+    }
+
+    #[test]
+    fn pool_keeps_at_most_max_pooled() {
+        let pool = BufPool::new(16, 2);
+        let bufs: Vec<_> = (0..5).map(|_| pool.alloc()).collect();
+        assert_eq!(pool.stats().allocated, 5);
+        drop(bufs);
+        assert_eq!(
+            pool.stats(),
+            PoolStats {
+                allocated: 2,
+                pooled: 2,
+                in_use: 0
+            }
+        );
+    }
+
+    #[test]
+    fn split_and_slice_share_the_block() {
+        let pool = BufPool::new(32, 2);
+        let mut b = pool.alloc();
+        b.extend_from_slice(b"abcdefgh");
+        let mut all = b.freeze();
+        let head = all.split_to(3);
+        assert_eq!(&*head, b"abc");
+        assert_eq!(&*all, b"defgh");
+        let tail = all.split_off(2);
+        assert_eq!(&*all, b"de");
+        assert_eq!(&*tail, b"fgh");
+        assert_eq!(&*tail.slice(1..), b"gh");
+        assert_eq!(pool.stats().allocated, 1);
+        drop((head, all, tail));
+        assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn try_into_mut_moves_data_to_front_when_unique() {
+        let pool = BufPool::new(16, 2);
+        let mut b = pool.alloc();
+        b.extend_from_slice(b"0123456789");
+        let mut f = b.freeze();
+        f.advance(6);
+        let shared = f.clone();
+        let f = f.try_into_mut().expect_err("shared view cannot become mutable");
+        drop(shared);
+        let mut m = f.try_into_mut().expect("unique view");
+        assert_eq!(&*m, b"6789");
+        assert_eq!(m.remaining(), 12);
+        m.extend_from_slice(b"ab");
+        assert_eq!(&*m, b"6789ab");
+    }
+
+    #[test]
+    fn copy_in_chains_buffers() {
+        let pool = BufPool::new(4, 8);
+        let mut out = Vec::new();
+        let n = pool.copy_in(b"0123456789", |b| out.push(b));
+        assert_eq!(n, 3);
+        let joined: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(joined, b"0123456789");
+    }
+
+    #[test]
+    fn unpooled_buffers_from_vec() {
+        let b = IoBuf::from(vec![1, 2, 3]);
+        assert_eq!(&*b, &[1, 2, 3]);
+        assert!(b.clone().try_into_mut().is_err());
+    }
+}

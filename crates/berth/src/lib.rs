@@ -1,0 +1,6 @@
+//! berth: a reusable, high-performance TCP socket server framework.
+#![forbid(unsafe_code)]
+
+pub mod buffer;
+
+pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
