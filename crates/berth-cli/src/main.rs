@@ -1,1 +1,39 @@
-fn main() {}
+//! `berth`: the seed's sample servers, grown into real ones.
+
+mod echo;
+mod opts;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// berth: a high-performance TCP server framework, and its servers.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Echo the byte stream back (the seed's EchoServer).
+    Echo(echo::EchoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return opts::usage_error(err),
+    };
+    let result = match cli.command {
+        Command::Echo(args) => echo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("berth: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,6 +1,56 @@
-//! berth: a reusable, high-performance TCP socket server framework.
-#![forbid(unsafe_code)]
+//! berth: a reusable, high-performance TCP socket server framework for Linux.
+//!
+//! Implement [`Handler`] (only [`Handler::read_completed`] is required),
+//! start a [`Server`], and berth owns the rest: listening, accepting, the IO
+//! threads (io_uring, or epoll where io_uring is unavailable), pooled
+//! buffers, per-connection ordering, half-close, shutdown and close.
+//!
+//! An echo server, and a client talking to it:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use berth::{Conn, Handler, IoBuf, Server};
+//!
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type State = ();
+//!     fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
+//!         let _ = conn.write_buf(buf); // echo without a copy
+//!     }
+//! }
+//!
+//! let server = Server::builder()
+//!     .listen("127.0.0.1:0".parse().unwrap())
+//!     .start(Echo)
+//!     .expect("server starts");
+//! let mut client = std::net::TcpStream::connect(server.local_addr()).unwrap();
+//! client.write_all(b"hello").unwrap();
+//! let mut reply = [0u8; 5];
+//! client.read_exact(&mut reply).unwrap();
+//! assert_eq!(&reply, b"hello");
+//! server.shutdown(std::time::Duration::from_secs(1));
+//! ```
+//!
+//! See `ARCHITECTURE.md` for the life of a connection, and the `examples/`
+//! directory for more servers.
+#![deny(unsafe_code)]
 
 pub mod buffer;
+mod conn;
+mod core;
+pub mod engine;
+mod error;
+mod handler;
+mod listener;
+mod mailbox;
+mod server;
+pub mod signal;
 
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
+pub use conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
+pub use engine::{EngineChoice, EngineKind, ParseEngineError, UringUnavailable, probe_uring};
+pub use error::Error;
+pub use handler::{Closing, Handler, ServerEvent};
+pub use listener::ListenerSource;
+pub use server::{DEFAULT_ADDR, Server, ServerBuilder, ServerHandle, ServerStats, bind};

@@ -1,0 +1,106 @@
+//! Flags every server subcommand shares, and how errors are reported.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use berth::signal::TerminationSignals;
+use berth::{EngineChoice, Handler, ServerBuilder};
+use clap::Args;
+
+/// Options common to the server subcommands.
+#[derive(Debug, Args)]
+pub struct ServerOpts {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = berth::DEFAULT_ADDR)]
+    pub listen: SocketAddr,
+    /// Number of IO threads (default: number of cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub io_threads: Option<u8>,
+    /// IO engine: auto (io_uring, else epoll), uring or epoll. Default: $BERTH_ENGINE, else auto.
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<EngineChoice>,
+    /// Size of each IO buffer in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(64..=(64 * 1024 * 1024)))]
+    pub buffer_size: u32,
+    /// Most free IO buffers kept pooled.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_pooled_buffers: usize,
+    /// Most connection objects kept pooled.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_pooled_connections: usize,
+    /// Listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub backlog: i32,
+    /// Seconds to drain connections on SIGTERM/SIGINT before resetting the rest.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub drain_timeout: u64,
+    /// Log connection-level events.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl ServerOpts {
+    fn builder(&self) -> ServerBuilder {
+        let mut b = berth::Server::builder()
+            .listen(self.listen)
+            .buffer_size(self.buffer_size as usize)
+            .max_pooled_buffers(self.max_pooled_buffers)
+            .max_pooled_connections(self.max_pooled_connections)
+            .backlog(self.backlog);
+        if let Some(n) = self.io_threads {
+            b = b.io_threads(n as usize);
+        }
+        if let Some(engine) = self.engine {
+            b = b.engine(engine);
+        }
+        b
+    }
+
+    /// Start `handler`, serve until SIGTERM/SIGINT, then drain.
+    pub fn serve<H: Handler>(&self, handler: H) -> Result<(), String> {
+        init_logging(self.verbose);
+        // Before any thread starts, so that every thread inherits the mask.
+        let signals = TerminationSignals::block().map_err(|e| format!("signals: {e}"))?;
+        let server = self.builder().start(handler).map_err(|e| e.to_string())?;
+        let signal = signals.wait().map_err(|e| format!("signals: {e}"))?;
+        tracing::info!(?signal, "draining connections");
+        server.shutdown(Duration::from_secs(self.drain_timeout));
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Report a command-line error in one line (help and version print as usual).
+pub fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let text = err.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!(
+                "berth: {} (try --help)",
+                first.trim_start_matches("error: ")
+            );
+            ExitCode::from(2)
+        }
+    }
+}

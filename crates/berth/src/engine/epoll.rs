@@ -1,0 +1,362 @@
+//! The readiness engine: epoll through mio, edge-triggered.
+//!
+//! Reads happen when the socket is readable and the connection wants data;
+//! each connection gets at most [`READ_BUDGET`] reads per loop pass, and a
+//! connection that still has data goes to the back of the ready queue, so
+//! one flooding peer cannot starve the others. A read buffer is taken from
+//! the pool only for the read itself, so an idle connection holds none.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream as MioStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use crate::buffer::{BufPool, IoBuf};
+use crate::core::{Backend, CloseMode, Core};
+use crate::engine::thread::{self, Acceptor, StopState, ThreadCtx};
+use crate::handler::Handler;
+use crate::mailbox::Key;
+
+/// Reads per connection per loop pass.
+const READ_BUDGET: usize = 16;
+/// Accepts per loop pass.
+const ACCEPT_BUDGET: usize = 256;
+/// Most buffers gathered into one `writev`.
+const MAX_IOV: usize = 64;
+
+const WAKE: Token = Token(usize::MAX);
+const LISTENER: Token = Token(usize::MAX - 1);
+
+fn token(key: Key) -> Token {
+    Token(((key.generation as usize) << 32) | key.idx as usize)
+}
+
+fn key_of(token: Token) -> Key {
+    Key {
+        idx: (token.0 & 0xffff_ffff) as u32,
+        generation: (token.0 >> 32) as u32,
+    }
+}
+
+/// Per-connection engine state.
+pub(crate) struct EpollIo {
+    sock: MioStream,
+    /// Readable as far as we know (edge-triggered: until a read says EAGAIN).
+    readable: bool,
+    writable: bool,
+    want_read: bool,
+    queued: bool,
+}
+
+struct Epoll {
+    registry: Registry,
+    /// Connections with data to read, in turn.
+    ready: VecDeque<Key>,
+}
+
+impl Epoll {
+    fn schedule(&mut self, key: Key, io: &mut EpollIo) {
+        if io.readable && io.want_read && !io.queued {
+            io.queued = true;
+            self.ready.push_back(key);
+        }
+    }
+}
+
+impl Backend for Epoll {
+    type Io = EpollIo;
+
+    fn adopt_io(&mut self, stream: TcpStream) -> io::Result<EpollIo> {
+        stream.set_nonblocking(true)?;
+        Ok(EpollIo {
+            sock: MioStream::from_std(stream),
+            readable: true,
+            writable: true,
+            want_read: false,
+            queued: false,
+        })
+    }
+
+    fn attach(&mut self, key: Key, io: &mut EpollIo) {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(err) = self.registry.register(&mut io.sock, token(key), interest) {
+            tracing::warn!(%err, "epoll registration failed");
+        }
+    }
+
+    fn start_read(&mut self, key: Key, io: &mut EpollIo) {
+        io.want_read = true;
+        self.schedule(key, io);
+    }
+
+    fn stop_read(&mut self, _key: Key, io: &mut EpollIo) {
+        io.want_read = false;
+    }
+
+    fn start_write(
+        &mut self,
+        _key: Key,
+        io: &mut EpollIo,
+        queue: &VecDeque<IoBuf>,
+    ) -> Option<io::Result<usize>> {
+        if !io.writable {
+            return None;
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let n = queue.len().min(MAX_IOV);
+        for (slice, buf) in slices.iter_mut().zip(queue.iter()) {
+            *slice = IoSlice::new(buf);
+        }
+        loop {
+            return match io.sock.write_vectored(&slices[..n]) {
+                Ok(n) => Some(Ok(n)),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    io.writable = false;
+                    None
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => Some(Err(err)),
+            };
+        }
+    }
+
+    fn shutdown(&mut self, io: &mut EpollIo, how: std::net::Shutdown) -> io::Result<()> {
+        io.sock.shutdown(how)
+    }
+
+    fn close(&mut self, _key: Key, io: &mut EpollIo, mode: CloseMode) -> bool {
+        if mode == CloseMode::Abortive {
+            let _ = socket2::SockRef::from(&io.sock).set_linger(Some(Duration::ZERO));
+        }
+        let _ = self.registry.deregister(&mut io.sock);
+        io.want_read = false;
+        // Nothing is in flight: the socket closes when the core drops `io`.
+        true
+    }
+}
+
+struct EpollThread<H: Handler> {
+    core: Core<H, EpollIo>,
+    be: Epoll,
+    poll: Poll,
+    pool: BufPool,
+    acceptor: Option<Acceptor>,
+    listener: Option<TcpListener>,
+    /// The listener may have connections waiting (edge-triggered).
+    accept_ready: bool,
+    stop: StopState,
+}
+
+/// Run an IO thread on epoll until it is stopped.
+pub(crate) fn run<H: Handler>(
+    ctx: ThreadCtx<H>,
+    ready: mpsc::Sender<io::Result<()>>,
+) -> io::Result<()> {
+    match setup(ctx) {
+        Ok(mut t) => {
+            let _ = ready.send(Ok(()));
+            let mut events = Events::with_capacity(1024);
+            t.run(&mut events)
+        }
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            Ok(())
+        }
+    }
+}
+
+fn setup<H: Handler>(ctx: ThreadCtx<H>) -> io::Result<EpollThread<H>> {
+    let poll = Poll::new()?;
+    let registry = poll.registry().try_clone()?;
+    let eventfd = ctx.mailboxes[ctx.index].eventfd().raw();
+    registry.register(&mut SourceFd(&eventfd), WAKE, Interest::READABLE)?;
+    let mut listener = match ctx.listener.as_ref() {
+        Some(l) => {
+            let l = l.try_clone()?;
+            l.set_nonblocking(true)?;
+            Some(TcpListener::from_std(l))
+        }
+        None => None,
+    };
+    if let Some(l) = listener.as_mut() {
+        registry.register(l, LISTENER, Interest::READABLE)?;
+    }
+    let t = EpollThread {
+        core: ctx.core(),
+        be: Epoll {
+            registry,
+            ready: VecDeque::new(),
+        },
+        poll,
+        pool: ctx.pool.clone(),
+        acceptor: ctx
+            .listener
+            .as_ref()
+            .map(|_| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay)),
+        listener,
+        accept_ready: true,
+        stop: StopState::default(),
+    };
+    drop(ctx.listener); // the mio clone above is the one in use
+    Ok(t)
+}
+
+impl<H: Handler> EpollThread<H> {
+    fn run(&mut self, events: &mut Events) -> io::Result<()> {
+        let mut mail = true;
+        loop {
+            if mail {
+                self.core.mailbox.eventfd().drain();
+                thread::drain_mailbox(
+                    &mut self.core,
+                    &mut self.be,
+                    &mut self.acceptor,
+                    &mut self.stop,
+                );
+                mail = false;
+            }
+            self.stop.check(&mut self.core, &mut self.be);
+            self.accept();
+            self.read_ready();
+            if self.core.is_stopping() && self.core.live() == 0 && self.listener.is_none() {
+                return Ok(());
+            }
+            let timeout = if !self.be.ready.is_empty() || self.accept_pending() {
+                Some(Duration::ZERO)
+            } else {
+                thread::next_timer(&self.acceptor, &self.stop)
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+            };
+            if let Err(err) = self.poll.poll(events, timeout) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKE => mail = true,
+                    LISTENER => self.accept_ready = true,
+                    t => self.on_event(
+                        key_of(t),
+                        event.is_readable() || event.is_read_closed() || event.is_error(),
+                        event.is_writable(),
+                    ),
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, key: Key, readable: bool, writable: bool) {
+        let Some(io) = self.core.io_mut(key) else {
+            return;
+        };
+        if readable {
+            io.readable = true;
+            self.be.schedule(key, io);
+        }
+        if writable {
+            io.writable = true;
+            self.core.retry_write(&mut self.be, key);
+        }
+    }
+
+    fn accept_pending(&mut self) -> bool {
+        self.accept_ready
+            && self.listener.is_some()
+            && self
+                .acceptor
+                .as_mut()
+                .is_some_and(|a| a.wants_accept(Instant::now()))
+    }
+
+    fn accept(&mut self) {
+        let Some(acceptor) = self.acceptor.as_mut() else {
+            return;
+        };
+        if acceptor.stopped {
+            if let Some(mut l) = self.listener.take() {
+                let _ = self.be.registry.deregister(&mut l);
+            }
+            return;
+        }
+        let Some(listener) = self.listener.as_ref() else {
+            return;
+        };
+        for _ in 0..ACCEPT_BUDGET {
+            if !self.accept_ready || !acceptor.wants_accept(Instant::now()) {
+                return;
+            }
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let stream = TcpStream::from(OwnedFd::from(stream));
+                    acceptor.route(&mut self.core, &mut self.be, stream, peer);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_ready = false;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    acceptor.failed(&err, &*self.core.handler);
+                }
+            }
+        }
+    }
+
+    /// One pass over the connections with data: at most `READ_BUDGET` reads each.
+    fn read_ready(&mut self) {
+        for _ in 0..self.be.ready.len() {
+            let Some(key) = self.be.ready.pop_front() else {
+                return;
+            };
+            let Some(io) = self.core.io_mut(key) else {
+                continue;
+            };
+            io.queued = false;
+            for _ in 0..READ_BUDGET {
+                if !self.core.wants_read(key) {
+                    break;
+                }
+                let Some(io) = self.core.io_mut(key) else {
+                    break;
+                };
+                let mut buf = self.pool.alloc();
+                match io.sock.read(buf.spare_mut()) {
+                    Ok(0) => {
+                        io.readable = false;
+                        self.core.on_eof(&mut self.be, key);
+                        break;
+                    }
+                    Ok(n) => {
+                        buf.advance(n);
+                        self.core.on_data(&mut self.be, key, buf.freeze());
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        io.readable = false;
+                        break;
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => {
+                        io.readable = false;
+                        self.core.on_read_error(&mut self.be, key, err);
+                        break;
+                    }
+                }
+            }
+            if let Some(io) = self.core.io_mut(key) {
+                self.be.schedule(key, io);
+            }
+        }
+    }
+}
+
+impl AsRawFd for EpollIo {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
+}

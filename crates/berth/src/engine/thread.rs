@@ -1,0 +1,224 @@
+//! What every IO thread does the same way, whatever its engine: the
+//! commands from other threads, the accept policy (pause, EMFILE back-off,
+//! spreading connections over the threads) and the shutdown deadline.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::buffer::BufPool;
+use crate::core::{Backend, Core, ThreadStats};
+use crate::handler::{Handler, ServerEvent};
+use crate::mailbox::{Command, Mailbox};
+
+/// Settings an IO thread needs from the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadConfig {
+    pub max_pooled_conns: usize,
+    pub ring_buffers: u16,
+    pub nodelay: bool,
+}
+
+/// Everything an IO thread is started with.
+pub(crate) struct ThreadCtx<H: Handler> {
+    pub index: usize,
+    pub handler: Arc<H>,
+    pub pool: BufPool,
+    pub mailboxes: Arc<[Arc<Mailbox>]>,
+    /// The listener, for the accepting thread (thread 0) only.
+    pub listener: Option<TcpListener>,
+    pub config: ThreadConfig,
+    pub stats: Arc<ThreadStats>,
+}
+
+impl<H: Handler> ThreadCtx<H> {
+    pub fn core<I>(&self) -> Core<H, I> {
+        let threads = self.mailboxes.len().max(1);
+        let mut core = Core::new(
+            Arc::clone(&self.handler),
+            self.pool.clone(),
+            Arc::clone(&self.mailboxes[self.index]),
+            self.index,
+            self.config.max_pooled_conns.div_ceil(threads),
+        );
+        core.stats = Arc::clone(&self.stats);
+        core
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// The accepting thread's policy.
+pub(crate) struct Acceptor {
+    pub paused: bool,
+    pub stopped: bool,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    next: usize,
+    mailboxes: Arc<[Arc<Mailbox>]>,
+    nodelay: bool,
+}
+
+impl Acceptor {
+    pub fn new(mailboxes: Arc<[Arc<Mailbox>]>, nodelay: bool) -> Self {
+        Acceptor {
+            paused: false,
+            stopped: false,
+            retry_at: None,
+            backoff: BACKOFF_MIN,
+            next: 0,
+            mailboxes,
+            nodelay,
+        }
+    }
+
+    /// Whether accepting should be active now.
+    pub fn wants_accept(&mut self, now: Instant) -> bool {
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+        }
+        !self.paused && !self.stopped && self.retry_at.is_none()
+    }
+
+    /// When the back-off ends, if backing off.
+    pub fn timer(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// A failed accept. Returns true when it means "out of descriptors or
+    /// memory": accepting then pauses for a growing interval instead of
+    /// spinning, while established connections keep being served.
+    pub fn failed<H: Handler>(&mut self, err: &io::Error, handler: &H) -> bool {
+        match err.raw_os_error() {
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                tracing::warn!(%err, "accept failed; backing off");
+                handler.server_event(ServerEvent::AcceptBackoff { error: err });
+                true
+            }
+            _ => {
+                tracing::debug!(%err, "accept failed");
+                false
+            }
+        }
+    }
+
+    /// A new connection: keep it here or hand it to another IO thread,
+    /// round-robin, so connections spread evenly.
+    pub fn route<H: Handler, B: Backend>(
+        &mut self,
+        core: &mut Core<H, B::Io>,
+        be: &mut B,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) {
+        self.backoff = BACKOFF_MIN;
+        if self.nodelay {
+            let _ = stream.set_nodelay(true);
+        }
+        let target = self.next;
+        self.next = (self.next + 1) % self.mailboxes.len();
+        if target == 0 {
+            adopt(core, be, stream, peer);
+        } else {
+            self.mailboxes[target].push(Command::Adopt { stream, peer });
+        }
+    }
+}
+
+fn adopt<H: Handler, B: Backend>(
+    core: &mut Core<H, B::Io>,
+    be: &mut B,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    match be.adopt_io(stream) {
+        Ok(io) => {
+            core.adopt(be, io, peer);
+        }
+        Err(err) => tracing::warn!(%err, %peer, "could not register a connection"),
+    }
+}
+
+/// Shutdown progress of one IO thread.
+#[derive(Debug, Default)]
+pub(crate) struct StopState {
+    pub deadline: Option<Instant>,
+    pub aborted: bool,
+}
+
+impl StopState {
+    /// Abort every connection once the deadline has passed.
+    pub fn check<H: Handler, B: Backend>(&mut self, core: &mut Core<H, B::Io>, be: &mut B) {
+        if let Some(deadline) = self.deadline
+            && !self.aborted
+            && Instant::now() >= deadline
+            && core.live() > 0
+        {
+            self.aborted = true;
+            tracing::info!(
+                live = core.live(),
+                "shutdown deadline passed; closing the rest abortively"
+            );
+            core.abort_all(be);
+        }
+    }
+}
+
+/// Drain the thread's mailbox.
+pub(crate) fn drain_mailbox<H: Handler, B: Backend>(
+    core: &mut Core<H, B::Io>,
+    be: &mut B,
+    acceptor: &mut Option<Acceptor>,
+    stop: &mut StopState,
+) {
+    let mailbox = Arc::clone(&core.mailbox);
+    mailbox.rearm();
+    while let Some(cmd) = mailbox.pop() {
+        match cmd {
+            Command::Conn { key, op } => core.on_op(be, key, op),
+            Command::Adopt { stream, peer } => adopt(core, be, stream, peer),
+            Command::PauseAccept => {
+                if let Some(a) = acceptor.as_mut()
+                    && !a.paused
+                {
+                    a.paused = true;
+                    core.handler.server_event(ServerEvent::AcceptingPaused);
+                }
+            }
+            Command::ResumeAccept => {
+                if let Some(a) = acceptor.as_mut()
+                    && a.paused
+                {
+                    a.paused = false;
+                    core.handler.server_event(ServerEvent::AcceptingResumed);
+                }
+            }
+            Command::Stop { deadline } => {
+                if let Some(a) = acceptor.as_mut() {
+                    a.stopped = true;
+                    // Forwarded after every hand-over already queued, so no
+                    // connection reaches a thread after it stopped.
+                    for mb in a.mailboxes.iter().skip(1) {
+                        mb.push(Command::Stop { deadline });
+                    }
+                }
+                stop.deadline = Some(deadline);
+                core.stop(be);
+            }
+        }
+    }
+}
+
+/// The earliest of the thread's timers.
+pub(crate) fn next_timer(acceptor: &Option<Acceptor>, stop: &StopState) -> Option<Instant> {
+    let a = acceptor.as_ref().and_then(Acceptor::timer);
+    let d = stop.deadline.filter(|_| !stop.aborted);
+    match (a, d) {
+        (Some(a), Some(d)) => Some(a.min(d)),
+        (a, d) => a.or(d),
+    }
+}

@@ -1,0 +1,102 @@
+//! The cross-thread command queue of one IO thread (the seed's
+//! `PostQueuedCompletionStatus` marshalling).
+//!
+//! Any thread pushes a [`Command`]; the IO thread drains the queue in FIFO
+//! order. A push wakes the IO thread through an eventfd only when it is not
+//! already due to drain, so a burst of commands costs one wake-up.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crossbeam_queue::SegQueue;
+
+use crate::buffer::IoBuf;
+use crate::conn::Shutdown;
+use crate::engine::sys::EventFd;
+
+/// A connection's slot on its IO thread: index plus generation, so a command
+/// or completion for a closed connection never reaches the slot's next user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Key {
+    pub idx: u32,
+    pub generation: u32,
+}
+
+/// An operation on one connection, carried to its IO thread.
+#[derive(Debug)]
+pub(crate) enum ConnOp {
+    Write(IoBuf),
+    Shutdown(Shutdown),
+    Close,
+    Abort,
+    PauseRead,
+    ResumeRead,
+    /// The last [`ConnHandle`](crate::ConnHandle) was dropped.
+    Released,
+}
+
+/// Work for an IO thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Conn {
+        key: Key,
+        op: ConnOp,
+    },
+    /// A connection accepted by another IO thread, handed to this one.
+    Adopt {
+        stream: TcpStream,
+        peer: SocketAddr,
+    },
+    PauseAccept,
+    ResumeAccept,
+    /// Graceful shutdown; connections still open at `deadline` are aborted.
+    Stop {
+        deadline: Instant,
+    },
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("queued", &self.queue.len())
+            .finish()
+    }
+}
+
+pub(crate) struct Mailbox {
+    queue: SegQueue<Command>,
+    /// True while a wake-up is pending (the IO thread will drain the queue).
+    notified: AtomicBool,
+    wake: EventFd,
+}
+
+impl Mailbox {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Mailbox {
+            queue: SegQueue::new(),
+            notified: AtomicBool::new(false),
+            wake: EventFd::new()?,
+        })
+    }
+
+    pub fn push(&self, cmd: Command) {
+        self.queue.push(cmd);
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.wake.notify();
+        }
+    }
+
+    /// Called by the IO thread before draining: later pushes wake it again.
+    pub fn rearm(&self) {
+        self.notified.store(false, Ordering::SeqCst);
+    }
+
+    pub fn pop(&self) -> Option<Command> {
+        self.queue.pop()
+    }
+
+    pub fn eventfd(&self) -> &EventFd {
+        &self.wake
+    }
+}

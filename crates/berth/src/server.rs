@@ -1,0 +1,411 @@
+//! The server, its builder and its control handle.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::buffer::BufPool;
+use crate::core::ThreadStats;
+use crate::engine::thread::{ThreadConfig, ThreadCtx};
+use crate::engine::{EngineChoice, EngineKind, epoll, probe_uring, sys, uring};
+use crate::error::Error;
+use crate::handler::{Handler, ServerEvent};
+use crate::listener::{ListenerSource, default_listener};
+use crate::mailbox::{Command, Mailbox};
+
+/// The seed's port.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:5001";
+
+/// Configures and starts a [`Server`]. Every setting has a safe default.
+#[derive(Debug)]
+pub struct ServerBuilder {
+    addr: SocketAddr,
+    listener: Option<ListenerSource>,
+    io_threads: usize,
+    buffer_size: usize,
+    max_pooled_buffers: usize,
+    max_pooled_connections: usize,
+    backlog: i32,
+    engine: Option<EngineChoice>,
+    ring_buffers: u16,
+    nodelay: bool,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            addr: DEFAULT_ADDR.parse().expect("valid default address"),
+            listener: None,
+            io_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            buffer_size: 16 * 1024,
+            max_pooled_buffers: 4096,
+            max_pooled_connections: 1024,
+            backlog: 1024,
+            engine: None,
+            ring_buffers: 256,
+            nodelay: true,
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The address to listen on (default `127.0.0.1:5001`).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Use this listening socket instead of creating one.
+    pub fn listener(mut self, listener: impl Into<ListenerSource>) -> Self {
+        self.listener = Some(listener.into());
+        self
+    }
+
+    /// Number of IO threads (default: the number of cores; at least 1).
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.io_threads = n.clamp(1, 255);
+        self
+    }
+
+    /// Size of each IO buffer in bytes (default 16 KiB).
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes.clamp(64, u32::MAX as usize);
+        self
+    }
+
+    /// Most free buffers kept for reuse (default 4096); the rest are freed.
+    pub fn max_pooled_buffers(mut self, n: usize) -> Self {
+        self.max_pooled_buffers = n.max(1);
+        self
+    }
+
+    /// Most closed connection objects kept for reuse (default 1024).
+    pub fn max_pooled_connections(mut self, n: usize) -> Self {
+        self.max_pooled_connections = n;
+        self
+    }
+
+    /// Listen backlog (default 1024).
+    pub fn backlog(mut self, n: i32) -> Self {
+        self.backlog = n.max(1);
+        self
+    }
+
+    /// Which engine to run on (default: `BERTH_ENGINE`, else `auto`).
+    pub fn engine(mut self, choice: EngineChoice) -> Self {
+        self.engine = Some(choice);
+        self
+    }
+
+    /// Receive buffers per IO thread in the io_uring buffer ring (default 256).
+    pub fn ring_buffers(mut self, n: u16) -> Self {
+        self.ring_buffers = n.max(1);
+        self
+    }
+
+    /// Set `TCP_NODELAY` on accepted connections (default on).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    fn resolve_engine(&self) -> Result<EngineKind, Error> {
+        let choice = match self.engine {
+            Some(c) => c,
+            None => EngineChoice::from_env()
+                .unwrap_or_else(|err| {
+                    tracing::warn!(%err, "ignoring {}", EngineChoice::ENV);
+                    None
+                })
+                .unwrap_or_default(),
+        };
+        match choice {
+            EngineChoice::Epoll => Ok(EngineKind::Epoll),
+            EngineChoice::Uring => {
+                probe_uring()?;
+                Ok(EngineKind::Uring)
+            }
+            EngineChoice::Auto => match probe_uring() {
+                Ok(()) => Ok(EngineKind::Uring),
+                Err(why) => {
+                    tracing::warn!("io_uring unavailable, falling back to epoll: {why}");
+                    Ok(EngineKind::Epoll)
+                }
+            },
+        }
+    }
+
+    /// Bind, start the IO threads, and start accepting.
+    pub fn start<H: Handler>(self, handler: H) -> Result<Server<H>, Error> {
+        sys::ignore_sigpipe();
+        let engine = self.resolve_engine()?;
+        let listener = match self.listener {
+            Some(source) => source
+                .into_listener(self.backlog)
+                .map_err(Error::Listener)?,
+            None => default_listener(self.addr, self.backlog).map_err(|source| Error::Bind {
+                addr: self.addr,
+                source,
+            })?,
+        };
+        let local_addr = listener.local_addr().map_err(Error::Listener)?;
+        let handler = Arc::new(handler);
+        let pool = BufPool::new(self.buffer_size, self.max_pooled_buffers);
+        let config = ThreadConfig {
+            max_pooled_conns: self.max_pooled_connections,
+            ring_buffers: self.ring_buffers,
+            nodelay: self.nodelay,
+        };
+        let mailboxes: Arc<[Arc<Mailbox>]> = (0..self.io_threads)
+            .map(|_| Mailbox::new().map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(Error::Thread)?
+            .into();
+        let control = ServerHandle {
+            mailboxes: Arc::clone(&mailboxes),
+            stopping: Arc::new(AtomicBool::new(false)),
+        };
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut listener = Some(listener);
+        let mut threads = Vec::new();
+        let mut stats = Vec::new();
+        for index in 0..self.io_threads {
+            let thread_stats = Arc::new(ThreadStats::default());
+            stats.push(Arc::clone(&thread_stats));
+            let ctx = ThreadCtx {
+                index,
+                handler: Arc::clone(&handler),
+                pool: pool.clone(),
+                mailboxes: Arc::clone(&mailboxes),
+                listener: if index == 0 { listener.take() } else { None },
+                config: config.clone(),
+                stats: thread_stats,
+            };
+            let ready = ready_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("berth-io-{index}"))
+                .spawn(move || run_thread(engine, ctx, ready));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(err) => {
+                    stop_and_join(&control, threads);
+                    return Err(Error::Thread(err));
+                }
+            }
+        }
+        drop(ready_tx);
+        for _ in 0..threads.len() {
+            match ready_rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    stop_and_join(&control, threads);
+                    return Err(Error::Thread(err));
+                }
+                Err(_) => {
+                    stop_and_join(&control, threads);
+                    return Err(Error::Thread(io::Error::other("IO thread did not start")));
+                }
+            }
+        }
+        tracing::info!(addr = %local_addr, %engine, io_threads = threads.len(), "listening");
+        handler.server_event(ServerEvent::Started {
+            addr: local_addr,
+            engine,
+        });
+        let stopped_handler = Arc::clone(&handler);
+        Ok(Server {
+            on_stopped: Box::new(move || stopped_handler.server_event(ServerEvent::Stopped)),
+            handler,
+            control,
+            threads,
+            local_addr,
+            engine,
+            pool,
+            stats,
+        })
+    }
+}
+
+fn run_thread<H: Handler>(
+    engine: EngineKind,
+    ctx: ThreadCtx<H>,
+    ready: mpsc::Sender<io::Result<()>>,
+) {
+    let index = ctx.index;
+    let res = match engine {
+        EngineKind::Uring => uring::run(ctx, ready),
+        EngineKind::Epoll => epoll::run(ctx, ready),
+    };
+    if let Err(err) = res {
+        tracing::error!(thread = index, %err, "IO thread failed");
+    }
+}
+
+fn stop_and_join(control: &ServerHandle, threads: Vec<JoinHandle<()>>) {
+    control.shutdown(Duration::ZERO);
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// A `Send + Sync + Clone` handle to control a running server from any thread.
+#[derive(Clone, Debug)]
+pub struct ServerHandle {
+    mailboxes: Arc<[Arc<Mailbox>]>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl ServerHandle {
+    fn acceptor(&self) -> &Mailbox {
+        &self.mailboxes[0]
+    }
+
+    /// Stop accepting: new connections wait in the kernel backlog.
+    pub fn pause_accepting(&self) {
+        self.acceptor().push(Command::PauseAccept);
+    }
+
+    /// Accept again, starting with the connections that queued meanwhile.
+    pub fn resume_accepting(&self) {
+        self.acceptor().push(Command::ResumeAccept);
+    }
+
+    /// Begin a graceful shutdown: stop accepting, let queued writes finish,
+    /// call [`Handler::closing`] for each connection and close it. After
+    /// `deadline`, the remaining connections are closed abortively. Returns
+    /// at once; [`Server::wait`] waits for the end.
+    pub fn shutdown(&self, deadline: Duration) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            let deadline = Instant::now() + deadline;
+            self.acceptor().push(Command::Stop { deadline });
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// Counters summed over a server's IO threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed.
+    pub closed: u64,
+    /// Bytes received.
+    pub bytes_read: u64,
+    /// Bytes handed to the kernel for sending.
+    pub bytes_written: u64,
+}
+
+impl ServerStats {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.accepted.saturating_sub(self.closed)
+    }
+}
+
+/// A running server. Dropping it shuts it down (abortively, at once) and
+/// joins its threads.
+pub struct Server<H> {
+    handler: Arc<H>,
+    /// Sends [`ServerEvent::Stopped`] (kept as a closure so `Drop` needs no bound).
+    on_stopped: Box<dyn Fn() + Send + Sync>,
+    control: ServerHandle,
+    threads: Vec<JoinHandle<()>>,
+    local_addr: SocketAddr,
+    engine: EngineKind,
+    pool: BufPool,
+    stats: Vec<Arc<ThreadStats>>,
+}
+
+impl Server<()> {
+    /// A builder with the defaults; [`ServerBuilder::start`] gives the typed server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+impl<H: Handler> Server<H> {
+    /// A handle to pause, resume or shut down the server from any thread.
+    pub fn handle(&self) -> ServerHandle {
+        self.control.clone()
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The IO buffer pool (for its counters).
+    pub fn buffer_pool(&self) -> &BufPool {
+        &self.pool
+    }
+
+    /// Counters summed over the IO threads.
+    pub fn stats(&self) -> ServerStats {
+        let mut s = ServerStats::default();
+        for t in &self.stats {
+            s.accepted += t.accepted.load(Ordering::Relaxed);
+            s.closed += t.closed.load(Ordering::Relaxed);
+            s.bytes_read += t.bytes_read.load(Ordering::Relaxed);
+            s.bytes_written += t.bytes_written.load(Ordering::Relaxed);
+        }
+        s
+    }
+}
+
+impl<H> Server<H> {
+    /// Shut down gracefully (see [`ServerHandle::shutdown`]) and wait for
+    /// every IO thread to finish.
+    pub fn shutdown(mut self, deadline: Duration) {
+        self.control.shutdown(deadline);
+        self.join();
+    }
+
+    /// Wait until the server stops (after a [`ServerHandle::shutdown`]).
+    pub fn wait(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        (self.on_stopped)();
+    }
+}
+
+impl<H> Drop for Server<H> {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.control.shutdown(Duration::ZERO);
+            self.join();
+        }
+    }
+}
+
+/// Bind `addr` with the default listener settings (used by tools that want
+/// to report a bind error before starting anything else).
+pub fn bind(addr: SocketAddr, backlog: i32) -> Result<TcpListener, Error> {
+    default_listener(addr, backlog).map_err(|source| Error::Bind { addr, source })
+}
