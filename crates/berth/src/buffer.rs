@@ -12,8 +12,8 @@
 
 use std::fmt;
 use std::ops::{Bound, Deref, RangeBounds};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -21,13 +21,14 @@ use crossbeam_queue::ArrayQueue;
 struct Block {
     data: Box<[u8]>,
     /// The pool the block returns to; `None` for blocks made from a `Vec`.
-    /// Taken out only transiently while the block is being returned.
-    pool: Option<Arc<PoolShared>>,
+    /// Weak, because the pool's free list holds blocks: a strong reference
+    /// would keep a dropped pool (and its blocks) alive forever.
+    pool: Option<Weak<PoolShared>>,
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
-        if let Some(pool) = &self.pool {
+        if let Some(pool) = self.pool.as_ref().and_then(Weak::upgrade) {
             pool.allocated.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -44,10 +45,10 @@ fn recycle(mut block: Arc<Block>) {
     let Some(inner) = Arc::get_mut(&mut block) else {
         return; // another view still holds it
     };
-    let Some(pool) = inner.pool.take() else {
-        return; // unpooled: dropping frees it
+    // Unpooled, or the pool is gone: dropping the block frees it.
+    let Some(pool) = inner.pool.as_ref().and_then(Weak::upgrade) else {
+        return;
     };
-    inner.pool = Some(Arc::clone(&pool));
     // A full pool hands the block back; dropping it frees the memory.
     let _ = pool.free.push(block);
 }
@@ -98,7 +99,7 @@ impl BufPool {
                 self.shared.allocated.fetch_add(1, Ordering::Relaxed);
                 Arc::new(Block {
                     data: vec![0u8; self.shared.buf_size].into_boxed_slice(),
-                    pool: Some(Arc::clone(&self.shared)),
+                    pool: Some(Arc::downgrade(&self.shared)),
                 })
             }
         };
@@ -524,6 +525,17 @@ mod tests {
         assert_eq!(n, 3);
         let joined: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
         assert_eq!(joined, b"0123456789");
+    }
+
+    #[test]
+    fn dropping_the_pool_frees_its_blocks() {
+        let pool = BufPool::new(16, 4);
+        let weak = Arc::downgrade(&pool.shared);
+        let kept = pool.alloc().freeze();
+        drop(pool.alloc());
+        drop(pool);
+        assert!(weak.upgrade().is_none(), "pool freed while a block is out");
+        drop(kept); // an outstanding block is simply freed
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub(crate) mod flags {
     pub const HANDED_OFF: u16 = 1 << 12;
     pub const STOPPING: u16 = 1 << 13;
     pub const RELEASING: u16 = 1 << 14;
+    /// Handles may exist. Set when one is taken; cleared only when the
+    /// `Released` operation is applied, so every operation queued by a
+    /// handle before it was dropped is applied first.
+    pub const HANDLES: u16 = 1 << 15;
 }
 use flags::*;
 
@@ -126,9 +130,7 @@ impl ConnState {
     }
 
     pub fn handles_held(&self) -> bool {
-        self.shared
-            .as_ref()
-            .is_some_and(|s| s.handles.load(Ordering::Acquire) > 0)
+        self.has(HANDLES)
     }
 
     fn check_writable(&self) -> Result<(), ConnError> {
@@ -185,7 +187,16 @@ impl ConnState {
                 self.clear(USER_PAUSED);
                 Ok(())
             }
-            ConnOp::Released => Ok(()),
+            ConnOp::Released => {
+                let none_left = self
+                    .shared
+                    .as_ref()
+                    .is_none_or(|s| s.handles.load(Ordering::Acquire) == 0);
+                if none_left {
+                    self.clear(HANDLES);
+                }
+                Ok(())
+            }
         };
     }
 }
@@ -298,6 +309,7 @@ impl Conn<'_> {
     /// A handle to operate on this connection from any thread.
     pub fn handle(&mut self) -> ConnHandle {
         let st = &mut *self.st;
+        st.set(HANDLES);
         let shared = st.shared.get_or_insert_with(|| {
             Arc::new(ConnShared {
                 key: st.key,

@@ -72,11 +72,11 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    pub fn new() -> std::io::Result<Self> {
+    pub fn new(nonblocking_wake: bool) -> std::io::Result<Self> {
         Ok(Mailbox {
             queue: SegQueue::new(),
             notified: AtomicBool::new(false),
-            wake: EventFd::new()?,
+            wake: EventFd::new(nonblocking_wake)?,
         })
     }
 

@@ -161,7 +161,7 @@ impl ServerBuilder {
             nodelay: self.nodelay,
         };
         let mailboxes: Arc<[Arc<Mailbox>]> = (0..self.io_threads)
-            .map(|_| Mailbox::new().map(Arc::new))
+            .map(|_| Mailbox::new(engine == EngineKind::Epoll).map(Arc::new))
             .collect::<io::Result<Vec<_>>>()
             .map_err(Error::Thread)?
             .into();

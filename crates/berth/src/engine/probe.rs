@@ -48,7 +48,19 @@ fn sysctl_disabled() -> Option<u8> {
 }
 
 /// Check that io_uring works here with every feature the engine uses.
+///
+/// The probe runs on a short-lived thread of its own: io_uring may deliver
+/// task work to the thread that created a ring, which would interrupt that
+/// thread's blocking system calls with EINTR.
 pub fn probe_uring() -> Result<(), UringUnavailable> {
+    std::thread::scope(|s| {
+        s.spawn(probe_on_this_thread)
+            .join()
+            .unwrap_or_else(|_| Err(UringUnavailable::Setup(io::Error::other("probe panicked"))))
+    })
+}
+
+fn probe_on_this_thread() -> Result<(), UringUnavailable> {
     let mut ring = build_ring(8).map_err(|err| match err.raw_os_error() {
         Some(libc::EPERM) => match sysctl_disabled() {
             Some(v) => UringUnavailable::DisabledBySysctl(v),

@@ -10,9 +10,17 @@ pub(crate) struct EventFd {
 }
 
 impl EventFd {
-    pub fn new() -> io::Result<Self> {
+    /// A readiness engine needs a non-blocking eventfd; a completion engine
+    /// a blocking one, so that a queued read waits instead of failing with
+    /// EAGAIN at once.
+    pub fn new(nonblocking: bool) -> io::Result<Self> {
+        let flags = if nonblocking {
+            libc::EFD_CLOEXEC | libc::EFD_NONBLOCK
+        } else {
+            libc::EFD_CLOEXEC
+        };
         // SAFETY: eventfd takes no pointers; a negative result is an error.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        let fd = unsafe { libc::eventfd(0, flags) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -294,9 +294,6 @@ pub(crate) fn run<H: Handler>(
 impl<H: Handler> UringThread<H> {
     fn run(&mut self) -> io::Result<()> {
         loop {
-            if self.wake == OpState::Idle {
-                self.arm_wake();
-            }
             self.reap();
             if self.mail {
                 self.mail = false;
@@ -315,6 +312,11 @@ impl<H: Handler> UringThread<H> {
                 && self.listener.is_none()
             {
                 return Ok(());
+            }
+            // Re-armed only here, just before sleeping: a wake-up reaped in
+            // this pass has already been acted on by the drain above.
+            if self.wake == OpState::Idle {
+                self.arm_wake();
             }
             self.enter(thread::next_timer(&self.acceptor, &self.stop))?;
         }

@@ -1,0 +1,141 @@
+//! Shared test support: a server wrapper that checks the buffer pool returns
+//! to its baseline, clients with timeouts, and the both-engines macro.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use berth::{EngineChoice, Handler, PoolStats, Server, ServerBuilder};
+
+/// Every socket wait in the tests is bounded by this.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Generate one `#[test]` per engine for each named `fn name(engine: EngineChoice)`.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod uring {
+            $( #[test] fn $name() { super::$name(berth::EngineChoice::Uring) } )*
+        }
+        mod epoll {
+            $( #[test] fn $name() { super::$name(berth::EngineChoice::Epoll) } )*
+        }
+    };
+}
+
+/// A server under test. `finish` checks that every buffer came back.
+pub struct TestServer<H: Handler> {
+    pub server: Option<Server<H>>,
+    pub addr: SocketAddr,
+    baseline: PoolStats,
+}
+
+pub fn builder(engine: EngineChoice) -> ServerBuilder {
+    Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .engine(engine)
+        .io_threads(2)
+        .buffer_size(4096)
+        .ring_buffers(64)
+}
+
+pub fn start<H: Handler>(engine: EngineChoice, handler: H) -> TestServer<H> {
+    start_with(builder(engine), handler)
+}
+
+pub fn start_with<H: Handler>(builder: ServerBuilder, handler: H) -> TestServer<H> {
+    let server = builder.start(handler).expect("server starts");
+    let addr = server.local_addr();
+    let baseline = server.buffer_pool().stats();
+    TestServer {
+        server: Some(server),
+        addr,
+        baseline,
+    }
+}
+
+impl<H: Handler> TestServer<H> {
+    pub fn server(&self) -> &Server<H> {
+        self.server.as_ref().expect("running")
+    }
+
+    pub fn handler(&self) -> &H {
+        self.server().handler()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+
+    /// Wait until every connection is closed and the pool is back to its
+    /// baseline, then shut down and check that every buffer was returned.
+    pub fn finish(mut self) {
+        let server = self.server.take().expect("running");
+        let settled = eventually(Duration::from_secs(10), || {
+            server.stats().open() == 0
+                && server.buffer_pool().stats().in_use == self.baseline.in_use
+        });
+        assert!(
+            settled,
+            "connections or buffers leaked: stats {:?}, pool {:?}, baseline {:?}",
+            server.stats(),
+            server.buffer_pool().stats(),
+            self.baseline
+        );
+        let pool = server.buffer_pool().clone();
+        server.shutdown(Duration::from_secs(5));
+        assert_eq!(
+            pool.stats().in_use,
+            0,
+            "buffers still in use after shutdown"
+        );
+    }
+}
+
+/// Poll `cond` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Read until end-of-file.
+pub fn read_to_end(s: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Deterministic test data.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Write `data` while a second thread reads the reply until EOF.
+pub fn exchange(mut s: TcpStream, data: &[u8], shutdown_write: bool) -> io::Result<Vec<u8>> {
+    let mut reader = s.try_clone()?;
+    let t = std::thread::spawn(move || read_to_end(&mut reader));
+    s.write_all(data)?;
+    if shutdown_write {
+        s.shutdown(std::net::Shutdown::Write)?;
+    }
+    t.join().expect("reader thread")
+}
