@@ -153,7 +153,9 @@ pub struct IoBufMut {
 
 impl IoBufMut {
     fn block(&self) -> &Block {
-        self.block.as_deref().expect("IoBufMut holds its block until dropped")
+        self.block
+            .as_deref()
+            .expect("IoBufMut holds its block until dropped")
     }
 
     fn data_mut(&mut self) -> &mut [u8] {
@@ -503,7 +505,9 @@ mod tests {
         let mut f = b.freeze();
         f.advance(6);
         let shared = f.clone();
-        let f = f.try_into_mut().expect_err("shared view cannot become mutable");
+        let f = f
+            .try_into_mut()
+            .expect_err("shared view cannot become mutable");
         drop(shared);
         let mut m = f.try_into_mut().expect("unique view");
         assert_eq!(&*m, b"6789");
