@@ -2,5 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod buffer;
+pub mod codec;
 
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
