@@ -5,12 +5,17 @@
 //! [`EncodeBuf`], which collects pooled [`IoBuf`]s for the connection to
 //! send. Neither does any IO, so both are driven the same way by every
 //! engine and by tests.
+//!
+//! [`LengthFieldCodec`] frames a stream as messages that start with a
+//! 1, 2, 4 or 8 byte length.
 
 mod encode_buf;
 mod inbuf;
+mod length_field;
 
 pub use encode_buf::EncodeBuf;
 pub use inbuf::InBuf;
+pub use length_field::{Endian, LengthFieldBuilder, LengthFieldCodec, LengthWidth};
 
 #[cfg(doc)]
 use crate::buffer::IoBuf;
