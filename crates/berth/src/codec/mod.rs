@@ -6,16 +6,38 @@
 //! send. Neither does any IO, so both are driven the same way by every
 //! engine and by tests.
 //!
-//! [`LengthFieldCodec`] frames a stream as messages that start with a
-//! 1, 2, 4 or 8 byte length.
+//! Two codecs are provided:
+//! - [`LengthFieldCodec`]: frames that start with a 1, 2, 4 or 8 byte length;
+//! - [`LineCodec`]: lines ended by CRLF or LF.
+//!
+//! A decoder is used like this, after each received chunk:
+//!
+//! ```
+//! use berth::IoBuf;
+//! use berth::codec::{Decoder, InBuf, LineCodec};
+//!
+//! let mut codec = LineCodec::new();
+//! let mut input = InBuf::new();
+//! let mut lines = Vec::new();
+//! for chunk in [&b"US"[..], &b"ER bob\r\nPA"[..], &b"SS x\n"[..]] {
+//!     input.push(IoBuf::from(chunk));
+//!     while let Some(line) = codec.decode(&mut input)? {
+//!         lines.push(line);
+//!     }
+//! }
+//! assert_eq!(lines, [IoBuf::from(&b"USER bob"[..]), IoBuf::from(&b"PASS x"[..])]);
+//! # Ok::<(), berth::codec::FrameError>(())
+//! ```
 
 mod encode_buf;
 mod inbuf;
 mod length_field;
+mod line;
 
 pub use encode_buf::EncodeBuf;
 pub use inbuf::InBuf;
 pub use length_field::{Endian, LengthFieldBuilder, LengthFieldCodec, LengthWidth};
+pub use line::{LineCodec, LineCodecBuilder, LineEnding};
 
 #[cfg(doc)]
 use crate::buffer::IoBuf;
@@ -57,8 +79,8 @@ pub enum FrameError {
         width: usize,
     },
     /// When encoding a line: the line contains the terminator (or, with
-    /// LF endings, ends with CR) at byte offset `at`, so it would not read
-    /// back as the same single line.
+    /// [`LineEnding::Lf`], ends with CR) at byte offset `at`, so it would
+    /// not read back as the same single line.
     #[error("line contains a line terminator at byte {at}")]
     EmbeddedTerminator {
         /// Offset of the offending byte within the line.
