@@ -34,6 +34,9 @@ mod inbuf;
 mod length_field;
 mod line;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use encode_buf::EncodeBuf;
 pub use inbuf::InBuf;
 pub use length_field::{Endian, LengthFieldBuilder, LengthFieldCodec, LengthWidth};
