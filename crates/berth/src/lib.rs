@@ -37,6 +37,7 @@
 #![deny(unsafe_code)]
 
 pub mod buffer;
+pub mod codec;
 mod conn;
 mod core;
 pub mod engine;
