@@ -3,5 +3,7 @@
 //! progress).
 #![forbid(unsafe_code)]
 
+mod lock;
 mod users;
+pub use lock::{LockRegistry, MailboxLock};
 pub use users::{MalformedReason, Users, UsersError};
