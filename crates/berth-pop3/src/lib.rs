@@ -4,6 +4,9 @@
 #![forbid(unsafe_code)]
 
 mod lock;
+mod maildir;
+mod message;
 mod users;
 pub use lock::{LockRegistry, MailboxLock};
+pub use maildir::{Mailbox, Maildir, Message};
 pub use users::{MalformedReason, Users, UsersError};
