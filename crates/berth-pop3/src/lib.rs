@@ -30,6 +30,7 @@
 
 mod command;
 mod config;
+pub mod demo;
 mod lock;
 mod maildir;
 mod message;
