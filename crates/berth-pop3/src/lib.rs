@@ -1,0 +1,44 @@
+//! A sans-IO POP3 server core: RFC 1939 with the RFC 2449 `CAPA` command and
+//! response codes, serving mailboxes stored in Maildir format.
+//!
+//! This crate does no networking. The connection layer frames CRLF lines,
+//! sends [`Session::greeting`] when a connection opens, passes each command
+//! line (without its CRLF) to [`Session::handle_line`] and writes the
+//! returned [`Reply`], closing the connection when the reply says
+//! [`After::Close`]. Lines longer than 255 octets are answered with
+//! [`Session::line_too_long`] instead.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use berth_pop3::{After, Config, Session, Shared, Users};
+//!
+//! let users = Users::load("/etc/berth/pop3-users".as_ref())?;
+//! let shared = Arc::new(Shared::new(Config::new(users, "/var/mail/maildir")));
+//!
+//! let mut session = Session::new(Arc::clone(&shared));
+//! let greeting = session.greeting();
+//! # let _ = greeting;
+//! let reply = session.handle_line(b"USER alice");
+//! assert_eq!(reply.after, After::Continue);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Messages marked with `DELE` are removed only when the client sends
+//! `QUIT` in the TRANSACTION state. Dropping a [`Session`] for any other
+//! reason removes nothing and releases the mailbox lock.
+#![forbid(unsafe_code)]
+
+mod command;
+mod config;
+pub mod demo;
+mod lock;
+mod maildir;
+mod message;
+mod session;
+mod users;
+
+pub use config::{Config, DEFAULT_MAX_AUTH_FAILURES, Shared};
+pub use lock::{LockRegistry, MailboxLock};
+pub use maildir::{Mailbox, Maildir, Message};
+pub use session::{After, Reply, Session, SessionState};
+pub use users::{MalformedReason, Users, UsersError};

@@ -1,0 +1,493 @@
+//! The POP3 state machine of one connection (RFC 1939, RFC 2449 CAPA and
+//! response codes, RFC 3206 `[AUTH]`).
+//!
+//! A session starts in the AUTHORIZATION state. A successful `PASS` or
+//! `APOP` locks the user's mailbox, takes a snapshot of it and enters the
+//! TRANSACTION state, in which messages may be listed, retrieved and marked
+//! as deleted. Only `QUIT` in the TRANSACTION state enters the UPDATE state
+//! and removes the marked messages. A session that is dropped without
+//! `QUIT` (lost connection, timeout, shutdown) removes nothing; dropping it
+//! releases the mailbox lock.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::command::{self, Command};
+use crate::config::Shared;
+use crate::lock::MailboxLock;
+use crate::maildir::{Mailbox, Message, hex_md5};
+use crate::message::{write_message, write_top};
+
+/// What the connection should do after sending a [`Reply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Keep reading commands.
+    Continue,
+    /// Close the connection once the reply has been sent.
+    Close,
+}
+
+/// The response to one command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The bytes to send, CRLF-terminated (including the `.CRLF` of a
+    /// multi-line response).
+    pub bytes: Vec<u8>,
+    /// Whether to keep the connection open.
+    pub after: After,
+}
+
+impl Reply {
+    fn ok(text: &str) -> Self {
+        Self::line("+OK", text, After::Continue)
+    }
+
+    fn err(text: &str) -> Self {
+        Self::line("-ERR", text, After::Continue)
+    }
+
+    fn line(status: &str, text: &str, after: After) -> Self {
+        let mut bytes = Vec::with_capacity(status.len() + text.len() + 3);
+        bytes.extend_from_slice(status.as_bytes());
+        if !text.is_empty() {
+            bytes.push(b' ');
+            bytes.extend_from_slice(text.as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\n");
+        Self { bytes, after }
+    }
+
+    fn closing(mut self) -> Self {
+        self.after = After::Close;
+        self
+    }
+
+    /// Whether the reply is a positive (`+OK`) response.
+    #[must_use]
+    pub fn is_ok(&self) -> bool {
+        self.bytes.starts_with(b"+OK")
+    }
+}
+
+/// The protocol state of a [`Session`], for logging and monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Waiting for the client to authenticate.
+    Authorization,
+    /// Logged in, with the mailbox locked.
+    Transaction,
+    /// `QUIT` was processed or the session was ended; no more commands.
+    Closed,
+}
+
+/// The mailbox of a logged-in session.
+struct Transaction {
+    user: String,
+    mailbox: Mailbox,
+    deleted: Vec<bool>,
+    /// Held for the lifetime of the TRANSACTION state.
+    _lock: MailboxLock,
+}
+
+enum State {
+    Authorization {
+        /// The name from a `USER` command directly before this command.
+        pending_user: Option<String>,
+    },
+    Transaction(Box<Transaction>),
+    Closed,
+}
+
+/// One POP3 session, driven by the connection that owns it.
+///
+/// Call [`greeting`](Self::greeting) once when the connection opens, then
+/// [`handle_line`](Self::handle_line) for every command line, in order.
+pub struct Session {
+    shared: Arc<Shared>,
+    /// The APOP timestamp announced in the greeting, `<...@host>`.
+    timestamp: String,
+    state: State,
+    auth_failures: u32,
+}
+
+/// Compared against when a user does not exist, so that the work done for
+/// an unknown user looks like the work done for a wrong password.
+const DUMMY_SECRET: &str = "berth-pop3-no-such-user";
+
+impl Session {
+    /// A new session in the AUTHORIZATION state, with a fresh APOP
+    /// timestamp.
+    #[must_use]
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let timestamp = shared.next_timestamp();
+        Self {
+            shared,
+            timestamp,
+            state: State::Authorization { pending_user: None },
+            auth_failures: 0,
+        }
+    }
+
+    /// The greeting to send when the connection opens; it carries the
+    /// session's APOP timestamp.
+    pub fn greeting(&mut self) -> Vec<u8> {
+        format!("+OK POP3 server ready {}\r\n", self.timestamp).into_bytes()
+    }
+
+    /// The APOP timestamp of this session, including the angle brackets.
+    #[must_use]
+    pub fn apop_timestamp(&self) -> &str {
+        &self.timestamp
+    }
+
+    /// The current protocol state.
+    #[must_use]
+    pub fn state(&self) -> SessionState {
+        match self.state {
+            State::Authorization { .. } => SessionState::Authorization,
+            State::Transaction(_) => SessionState::Transaction,
+            State::Closed => SessionState::Closed,
+        }
+    }
+
+    /// The logged-in user, if any.
+    #[must_use]
+    pub fn user(&self) -> Option<&str> {
+        match &self.state {
+            State::Transaction(tx) => Some(&tx.user),
+            _ => None,
+        }
+    }
+
+    /// The reply for a command line that the framing layer found to be
+    /// longer than 255 octets including CRLF (RFC 2449). The session
+    /// continues.
+    pub fn line_too_long(&mut self) -> Reply {
+        match &mut self.state {
+            State::Closed => closed_reply(),
+            State::Authorization { pending_user } => {
+                *pending_user = None;
+                Reply::err("line too long")
+            }
+            State::Transaction(_) => Reply::err("line too long"),
+        }
+    }
+
+    /// Handles one command line, given without its CRLF.
+    pub fn handle_line(&mut self, line: &[u8]) -> Reply {
+        let parsed = command::parse(line);
+        match &mut self.state {
+            State::Closed => closed_reply(),
+            State::Authorization { pending_user } => {
+                let pending = pending_user.take();
+                match parsed {
+                    Ok(command) => self.authorization(command, pending),
+                    Err(e) => Reply::err(e.message()),
+                }
+            }
+            State::Transaction(tx) => match parsed {
+                Ok(Command::Quit) => self.update(),
+                Ok(command) => transaction(tx, command, &self.shared),
+                Err(e) => Reply::err(e.message()),
+            },
+        }
+    }
+
+    fn authorization(&mut self, command: Command<'_>, pending: Option<String>) -> Reply {
+        match command {
+            Command::User(name) => {
+                // Accepted whether or not the user exists: the answer must
+                // not reveal which names are valid.
+                self.state = State::Authorization {
+                    pending_user: Some(name.to_owned()),
+                };
+                Reply::ok("send PASS")
+            }
+            Command::Pass(password) => match pending {
+                None => Reply::err("PASS must directly follow USER"),
+                Some(name) => {
+                    let secret = self.shared.config().users.secret(&name);
+                    let expected = secret.unwrap_or(DUMMY_SECRET);
+                    let matches = constant_time_eq(expected.as_bytes(), password);
+                    self.authenticated(name, matches && secret.is_some())
+                }
+            },
+            Command::Apop { name, digest } => {
+                let secret = self.shared.config().users.secret(name);
+                let mut input = self.timestamp.clone();
+                input.push_str(secret.unwrap_or(DUMMY_SECRET));
+                let expected = hex_md5(input.as_bytes());
+                let matches =
+                    constant_time_eq(expected.as_bytes(), digest.to_ascii_lowercase().as_bytes());
+                self.authenticated(name.to_owned(), matches && secret.is_some())
+            }
+            Command::Quit => {
+                self.state = State::Closed;
+                Reply::ok("bye").closing()
+            }
+            Command::Capa => capabilities(&self.shared),
+            Command::Stat
+            | Command::List(_)
+            | Command::Retr(_)
+            | Command::Dele(_)
+            | Command::Noop
+            | Command::Rset
+            | Command::Top { .. }
+            | Command::Uidl(_) => Reply::err("not logged in"),
+        }
+    }
+
+    /// Finishes a `PASS` or `APOP` attempt.
+    fn authenticated(&mut self, user: String, success: bool) -> Reply {
+        if !success {
+            self.auth_failures += 1;
+            let limit = self.shared.config().max_auth_failures.max(1);
+            tracing::info!(user = ?user, failures = self.auth_failures, "POP3 authentication failed");
+            if self.auth_failures >= limit {
+                self.state = State::Closed;
+                return Reply::err("[AUTH] authentication failed, too many attempts").closing();
+            }
+            return Reply::err("[AUTH] authentication failed");
+        }
+        let Some(lock) = self.shared.locks().try_lock(&user) else {
+            tracing::info!(user = %user, "POP3 mailbox already in use");
+            return Reply::err("[IN-USE] mailbox is already in use by another session");
+        };
+        let mailbox = match self.shared.maildir().snapshot(&user) {
+            Ok(mailbox) => mailbox,
+            Err(e) => {
+                tracing::warn!(user = %user, error = %e, "cannot open POP3 mailbox");
+                return Reply::err("[SYS/TEMP] cannot open mailbox");
+            }
+        };
+        let tx = Transaction {
+            deleted: vec![false; mailbox.len()],
+            user,
+            mailbox,
+            _lock: lock,
+        };
+        let (count, octets) = tx.totals();
+        tracing::info!(user = %tx.user, messages = count, octets, "POP3 login");
+        self.state = State::Transaction(Box::new(tx));
+        Reply::ok(&format!("maildrop has {count} messages ({octets} octets)"))
+    }
+
+    /// `QUIT` in the TRANSACTION state: the UPDATE state.
+    fn update(&mut self) -> Reply {
+        let State::Transaction(tx) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("update() is only called in the TRANSACTION state");
+        };
+        let mut removed = 0_usize;
+        let mut failed = 0_usize;
+        for message in tx.marked() {
+            match tx.mailbox.remove(message) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(user = %tx.user, path = %message.path().display(), error = %e,
+                        "cannot remove deleted message");
+                }
+            }
+        }
+        tracing::info!(user = %tx.user, removed, failed, "POP3 logout");
+        // Dropping `tx` releases the mailbox lock.
+        drop(tx);
+        if failed > 0 {
+            Reply::err(&format!(
+                "[SYS/TEMP] {failed} deleted messages could not be removed"
+            ))
+            .closing()
+        } else {
+            Reply::ok(&format!("bye, {removed} messages deleted")).closing()
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let State::Transaction(tx) = &self.state {
+            let pending = tx.marked().count();
+            if pending > 0 {
+                tracing::info!(user = %tx.user, pending,
+                    "POP3 session ended without QUIT; no messages deleted");
+            }
+        }
+    }
+}
+
+impl Transaction {
+    /// Number and total size of the messages not marked as deleted.
+    fn totals(&self) -> (usize, u64) {
+        self.live()
+            .fold((0, 0), |(n, size), m| (n + 1, size + m.size()))
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Message> {
+        self.mailbox
+            .messages()
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, d)| !**d)
+            .map(|(m, _)| m)
+    }
+
+    fn marked(&self) -> impl Iterator<Item = &Message> {
+        self.mailbox
+            .messages()
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, d)| **d)
+            .map(|(m, _)| m)
+    }
+
+    /// Message `number`, if it exists and is not marked as deleted.
+    fn message(&self, number: usize) -> Result<&Message, Reply> {
+        let message = self.mailbox.get(number).ok_or_else(|| {
+            Reply::err(&format!(
+                "no such message, only {} messages in maildrop",
+                self.mailbox.len()
+            ))
+        })?;
+        if self.deleted[number - 1] {
+            return Err(Reply::err(&format!("message {number} already deleted")));
+        }
+        Ok(message)
+    }
+
+    /// Message `number` and its raw contents.
+    fn read(&self, number: usize) -> Result<(&Message, Vec<u8>), Reply> {
+        let message = self.message(number)?;
+        match self.mailbox.read(message) {
+            Ok(raw) => Ok((message, raw)),
+            Err(e) => {
+                tracing::warn!(user = %self.user, path = %message.path().display(), error = %e,
+                    "cannot read message");
+                Err(if e.kind() == std::io::ErrorKind::NotFound {
+                    Reply::err(&format!("message {number} no longer exists"))
+                } else {
+                    Reply::err(&format!("[SYS/TEMP] cannot read message {number}"))
+                })
+            }
+        }
+    }
+}
+
+/// A command in the TRANSACTION state (other than `QUIT`).
+fn transaction(tx: &mut Transaction, command: Command<'_>, shared: &Shared) -> Reply {
+    match command {
+        Command::Stat => {
+            let (count, octets) = tx.totals();
+            Reply::ok(&format!("{count} {octets}"))
+        }
+        Command::List(Some(n)) => match tx.message(n) {
+            Ok(m) => Reply::ok(&format!("{n} {}", m.size())),
+            Err(reply) => reply,
+        },
+        Command::List(None) => {
+            let (count, octets) = tx.totals();
+            let header = format!("{count} messages ({octets} octets)");
+            multi_line(
+                &header,
+                tx.live().map(|m| format!("{} {}", m.number(), m.size())),
+            )
+        }
+        Command::Uidl(Some(n)) => match tx.message(n) {
+            Ok(m) => Reply::ok(&format!("{n} {}", m.uidl())),
+            Err(reply) => reply,
+        },
+        Command::Uidl(None) => multi_line(
+            "unique-id listing follows",
+            tx.live().map(|m| format!("{} {}", m.number(), m.uidl())),
+        ),
+        Command::Retr(n) => match tx.read(n) {
+            Ok((message, raw)) => {
+                let mut reply = Reply::ok(&format!("{} octets", message.size()));
+                write_message(&mut reply.bytes, &raw);
+                reply
+            }
+            Err(reply) => reply,
+        },
+        Command::Top { msg, lines } => match tx.read(msg) {
+            Ok((_, raw)) => {
+                let mut reply = Reply::ok("top of message follows");
+                write_top(&mut reply.bytes, &raw, lines);
+                reply
+            }
+            Err(reply) => reply,
+        },
+        Command::Dele(n) => match tx.message(n) {
+            Ok(_) => {
+                tx.deleted[n - 1] = true;
+                Reply::ok(&format!("message {n} deleted"))
+            }
+            Err(reply) => reply,
+        },
+        Command::Noop => Reply::ok(""),
+        Command::Rset => {
+            tx.deleted.fill(false);
+            let (count, octets) = tx.totals();
+            Reply::ok(&format!("maildrop has {count} messages ({octets} octets)"))
+        }
+        Command::Capa => capabilities(shared),
+        Command::User(_) | Command::Pass(_) | Command::Apop { .. } => {
+            Reply::err("already logged in")
+        }
+        Command::Quit => unreachable!("QUIT is handled by Session::update"),
+    }
+}
+
+/// A multi-line `+OK` response.
+fn multi_line(header: &str, lines: impl Iterator<Item = String>) -> Reply {
+    let mut text = format!("+OK {header}\r\n");
+    for line in lines {
+        let _ = write!(text, "{line}\r\n");
+    }
+    text.push_str(".\r\n");
+    Reply {
+        bytes: text.into_bytes(),
+        after: After::Continue,
+    }
+}
+
+/// The `CAPA` response. RFC 2449 requires capabilities of the
+/// AUTHORIZATION state to be announced in both states, so it is the same in
+/// both.
+fn capabilities(shared: &Shared) -> Reply {
+    let implementation: String = shared
+        .config()
+        .implementation
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let mut capabilities = vec![
+        "TOP",
+        "UIDL",
+        "USER",
+        "RESP-CODES",
+        "AUTH-RESP-CODE",
+        "PIPELINING",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<_>>();
+    if !implementation.trim().is_empty() {
+        capabilities.push(format!("IMPLEMENTATION {}", implementation.trim()));
+    }
+    multi_line("capability list follows", capabilities.into_iter())
+}
+
+fn closed_reply() -> Reply {
+    Reply::err("session is closed").closing()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, &x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(!x);
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests;
