@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Echo the byte stream back (the seed's EchoServer).
     Echo(echo::EchoArgs),
+    /// Echo whole packets: a 1-byte header holds the total length (the seed's PacketEchoServer).
+    PacketEcho(echo::EchoArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,7 +29,8 @@ fn main() -> ExitCode {
         Err(err) => return opts::usage_error(err),
     };
     let result = match cli.command {
-        Command::Echo(args) => echo::run(args),
+        Command::Echo(args) => echo::run_echo(args),
+        Command::PacketEcho(args) => echo::run_packet_echo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,303 @@
+//! The framed layer: a handler that receives whole frames and writes frames.
+//!
+//! Implement [`FrameHandler`] (only [`FrameHandler::frame`] is required) and
+//! start the server with [`Framed::new`]. Bytes read are accumulated in an
+//! [`InBuf`] and cut into frames by the handler's [`Decoder`]; frames written
+//! through [`FramedConn::send`] are encoded by the same codec into pooled
+//! buffers. A frame that fits in one read buffer reaches the handler without
+//! a copy.
+//!
+//! A malformed or oversized frame reaches [`FrameHandler::frame_error`] as
+//! the codec's typed error. By default the connection is then shut down for
+//! writing once its queued writes are done, everything the peer sends
+//! afterwards is discarded, and the connection closes when the peer closes —
+//! the seed's "shut down the socket, throw away the garbage, and wait for
+//! the client to go away". No other connection is affected.
+
+use std::io;
+use std::net::SocketAddr;
+
+use crate::buffer::IoBuf;
+use crate::codec::{Decoder, EncodeBuf, Encoder, InBuf};
+use crate::conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
+use crate::handler::{Closing, Handler, ServerEvent};
+
+/// What to do after a frame error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrameErrorAction {
+    /// Shut down writing after the queued writes, discard all further input,
+    /// and close when the peer closes.
+    #[default]
+    Shutdown,
+    /// Keep decoding (for codecs that recover, such as the line codec,
+    /// which skips to the next terminator). If the codec makes no progress,
+    /// the connection is shut down as with [`FrameErrorAction::Shutdown`].
+    Continue,
+    /// Reset the connection at once.
+    Abort,
+}
+
+/// Why a frame could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError<E: std::error::Error + 'static> {
+    /// The encoder refused the item (nothing was written).
+    #[error("cannot encode frame: {0}")]
+    Encode(#[source] E),
+    /// The connection refused the write.
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+}
+
+/// A connection seen from a [`FrameHandler`] callback: the plain [`Conn`]
+/// operations plus [`FramedConn::send`].
+pub struct FramedConn<'a, 'c, C> {
+    conn: &'a mut Conn<'c>,
+    codec: &'a mut C,
+    out: &'a mut EncodeBuf,
+}
+
+impl<'c, C> FramedConn<'_, 'c, C> {
+    /// Encode `item` and queue it for writing.
+    pub fn send<I>(&mut self, item: I) -> Result<(), SendError<<C as Encoder<I>>::Error>>
+    where
+        C: Encoder<I>,
+    {
+        self.codec
+            .encode(item, self.out)
+            .map_err(SendError::Encode)?;
+        let mut result = Ok(());
+        let conn = &mut *self.conn;
+        self.out.drain(|buf| {
+            if result.is_ok() {
+                result = conn.write_buf(buf);
+            }
+        });
+        Ok(result?)
+    }
+
+    /// The underlying connection (write raw bytes, pause reading, close...).
+    pub fn conn(&mut self) -> &mut Conn<'c> {
+        self.conn
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.conn.id()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.conn.peer_addr()
+    }
+
+    /// A handle for other threads (see [`ConnHandle`]).
+    pub fn handle(&mut self) -> ConnHandle {
+        self.conn.handle()
+    }
+}
+
+/// Callbacks of a framed server. Like [`Handler`], with frames instead of
+/// raw buffers; only [`FrameHandler::frame`] is required.
+pub trait FrameHandler: Send + Sync + 'static {
+    /// Per-connection user state.
+    type State: Default + Send + 'static;
+    /// The codec, one per connection.
+    type Codec: Decoder + Send + 'static;
+
+    /// A codec for a new connection.
+    fn codec(&self) -> Self::Codec;
+
+    /// A connection was accepted.
+    fn connection_established(
+        &self,
+        conn: &mut FramedConn<'_, '_, Self::Codec>,
+        state: &mut Self::State,
+        peer: SocketAddr,
+    ) {
+        let _ = (conn, state, peer);
+    }
+
+    /// A whole frame arrived.
+    fn frame(
+        &self,
+        conn: &mut FramedConn<'_, '_, Self::Codec>,
+        state: &mut Self::State,
+        frame: <Self::Codec as Decoder>::Item,
+    );
+
+    /// The input could not be framed. The default logs the error and shuts
+    /// the connection down ([`FrameErrorAction::Shutdown`]).
+    fn frame_error(
+        &self,
+        conn: &mut FramedConn<'_, '_, Self::Codec>,
+        state: &mut Self::State,
+        error: &<Self::Codec as Decoder>::Error,
+    ) -> FrameErrorAction {
+        let _ = state;
+        tracing::warn!(conn = %conn.id(), peer = %conn.peer_addr(), %error, "bad frame; shutting the connection down");
+        FrameErrorAction::Shutdown
+    }
+
+    /// The peer shut down its sending side, after every complete frame was
+    /// delivered (a trailing partial frame was reported to `frame_error`).
+    fn client_closed(&self, conn: &mut FramedConn<'_, '_, Self::Codec>, state: &mut Self::State) {
+        let _ = (conn, state);
+    }
+
+    /// See [`Handler::closing`].
+    fn closing(&self, conn: &mut Conn<'_>, state: &mut Self::State) -> Closing {
+        let _ = (conn, state);
+        Closing::Default
+    }
+
+    /// See [`Handler::connection_reset`].
+    fn connection_reset(&self, conn: &mut Conn<'_>, state: &mut Self::State, err: &io::Error) {
+        let _ = (conn, state, err);
+    }
+
+    /// See [`Handler::connection_error`].
+    fn connection_error(&self, conn: &mut Conn<'_>, state: &mut Self::State, err: &io::Error) {
+        let _ = (conn, state, err);
+    }
+
+    /// See [`Handler::server_event`].
+    fn server_event(&self, event: ServerEvent<'_>) {
+        let _ = event;
+    }
+}
+
+/// Adapts a [`FrameHandler`] into a [`Handler`].
+#[derive(Debug)]
+pub struct Framed<F>(pub F);
+
+impl<F> Framed<F> {
+    /// Wrap `handler`.
+    pub fn new(handler: F) -> Self {
+        Framed(handler)
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &F {
+        &self.0
+    }
+}
+
+/// Per-connection state of a [`Framed`] server.
+pub struct FramedState<F: FrameHandler> {
+    user: F::State,
+    input: InBuf,
+    /// Created with the connection (it needs the server's pool).
+    io: Option<(F::Codec, EncodeBuf)>,
+    /// After a frame error: discard all input.
+    discarding: bool,
+}
+
+impl<F: FrameHandler> Default for FramedState<F> {
+    fn default() -> Self {
+        FramedState {
+            user: F::State::default(),
+            input: InBuf::new(),
+            io: None,
+            discarding: false,
+        }
+    }
+}
+
+impl<F: FrameHandler> Framed<F> {
+    /// Run `f` with a `FramedConn`, creating the codec on first use.
+    fn with<R>(
+        &self,
+        conn: &mut Conn<'_>,
+        st: &mut FramedState<F>,
+        f: impl FnOnce(&F, &mut FramedConn<'_, '_, F::Codec>, &mut F::State, &mut InBuf) -> R,
+    ) -> R {
+        let (codec, out) = st
+            .io
+            .get_or_insert_with(|| (self.0.codec(), EncodeBuf::new(conn.pool().clone())));
+        let mut fc = FramedConn { conn, codec, out };
+        f(&self.0, &mut fc, &mut st.user, &mut st.input)
+    }
+
+    /// Decode and deliver every complete frame in the input.
+    fn deliver(&self, conn: &mut Conn<'_>, st: &mut FramedState<F>, at_eof: bool) {
+        while !st.discarding {
+            let before = st.input.len();
+            let decoded = self.with(conn, st, |_, fc, _, input| {
+                if at_eof {
+                    fc.codec.decode_eof(input)
+                } else {
+                    fc.codec.decode(input)
+                }
+            });
+            match decoded {
+                Ok(Some(frame)) => self.with(conn, st, |h, fc, user, _| h.frame(fc, user, frame)),
+                Ok(None) => return,
+                Err(err) => {
+                    let action =
+                        self.with(conn, st, |h, fc, user, _| h.frame_error(fc, user, &err));
+                    let stuck = st.input.len() == before;
+                    match action {
+                        FrameErrorAction::Continue if !stuck && !at_eof => {}
+                        FrameErrorAction::Abort => {
+                            conn.abort();
+                            self.discard(st);
+                        }
+                        _ => {
+                            let _ = conn.shutdown(Shutdown::Write);
+                            self.discard(st);
+                        }
+                    }
+                    if at_eof {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn discard(&self, st: &mut FramedState<F>) {
+        st.discarding = true;
+        st.input.clear();
+    }
+}
+
+impl<F: FrameHandler> Handler for Framed<F> {
+    type State = FramedState<F>;
+
+    fn connection_established(&self, conn: &mut Conn<'_>, st: &mut Self::State, peer: SocketAddr) {
+        self.with(conn, st, |h, fc, user, _| {
+            h.connection_established(fc, user, peer)
+        });
+    }
+
+    fn read_completed(&self, conn: &mut Conn<'_>, st: &mut Self::State, buf: IoBuf) {
+        if st.discarding {
+            return;
+        }
+        st.input.push(buf);
+        self.deliver(conn, st, false);
+    }
+
+    fn client_closed(&self, conn: &mut Conn<'_>, st: &mut Self::State) {
+        if !st.discarding && !st.input.is_empty() {
+            self.deliver(conn, st, true);
+        }
+        self.with(conn, st, |h, fc, user, _| h.client_closed(fc, user));
+    }
+
+    fn closing(&self, conn: &mut Conn<'_>, st: &mut Self::State) -> Closing {
+        self.0.closing(conn, &mut st.user)
+    }
+
+    fn connection_reset(&self, conn: &mut Conn<'_>, st: &mut Self::State, err: &io::Error) {
+        self.0.connection_reset(conn, &mut st.user, err);
+    }
+
+    fn connection_error(&self, conn: &mut Conn<'_>, st: &mut Self::State, err: &io::Error) {
+        self.0.connection_error(conn, &mut st.user, err);
+    }
+
+    fn server_event(&self, event: ServerEvent<'_>) {
+        self.0.server_event(event);
+    }
+}

@@ -1,0 +1,53 @@
+use std::io;
+use std::net::SocketAddr;
+
+use crate::{Conn, Handler, IoBuf, ServerEvent, Shutdown};
+
+/// The seed's EchoServer: echoes the byte stream without copying it. When
+/// the client shuts down its sending side, the server finishes echoing,
+/// then shuts down its own (the client reads every byte, then end-of-file).
+#[derive(Debug, Default, Clone)]
+pub struct Echo {
+    welcome: Option<Vec<u8>>,
+}
+
+impl Echo {
+    /// An echo server that greets each client with `welcome` (if any).
+    pub fn new(welcome: Option<Vec<u8>>) -> Self {
+        Echo { welcome }
+    }
+}
+
+impl Handler for Echo {
+    type State = ();
+
+    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), peer: SocketAddr) {
+        tracing::debug!(conn = %conn.id(), %peer, "connection established");
+        if let Some(welcome) = &self.welcome {
+            let _ = conn.write(welcome);
+        }
+    }
+
+    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
+        let _ = conn.write_buf(buf);
+    }
+
+    fn client_closed(&self, conn: &mut Conn<'_>, _: &mut ()) {
+        tracing::debug!(conn = %conn.id(), "client closed its sending side");
+        let _ = conn.shutdown(Shutdown::Write);
+    }
+
+    fn connection_reset(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
+        tracing::debug!(conn = %conn.id(), %err, "connection reset");
+    }
+
+    fn connection_error(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
+        tracing::debug!(conn = %conn.id(), %err, "connection error");
+    }
+
+    fn server_event(&self, event: ServerEvent<'_>) {
+        if let ServerEvent::ConnectionClosed { id, peer } = event {
+            tracing::debug!(conn = %id, %peer, "connection closed");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The framed layer and the packet echo server, on both engines.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use berth::codec::{FrameError, LengthFieldCodec, LengthWidth, LineCodec, LineEnding};
+use berth::servers::PacketEcho;
+use berth::{EngineChoice, FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf};
+use common::*;
+
+both_engines!(
+    packets_split_across_writes_are_echoed_whole,
+    malformed_header_closes_only_that_connection,
+    frames_larger_than_a_buffer_are_assembled,
+    overlong_line_is_reported_and_the_session_continues,
+    trailing_partial_frame_is_reported_at_end_of_stream,
+);
+
+fn packets(sizes: &[u8]) -> Vec<u8> {
+    sizes
+        .iter()
+        .flat_map(|&n| {
+            let mut p = vec![n];
+            p.extend((1..n).map(|i| i.wrapping_mul(7)));
+            p
+        })
+        .collect()
+}
+
+fn packets_split_across_writes_are_echoed_whole(engine: EngineChoice) {
+    let t = start(engine, Framed::new(PacketEcho::default()));
+    let sizes: Vec<u8> = (0..2000u32).map(|i| (i % 254 + 1) as u8 + 1).collect();
+    let data = packets(&sizes);
+    let mut s = t.connect();
+    let mut reader = s.try_clone().unwrap();
+    let rd = std::thread::spawn(move || read_to_end(&mut reader).unwrap());
+    for chunk in data.chunks(97) {
+        s.write_all(chunk).unwrap();
+    }
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(rd.join().unwrap() == data, "packets differ");
+    t.finish();
+}
+
+fn malformed_header_closes_only_that_connection(engine: EngineChoice) {
+    let t = start(engine, Framed::new(PacketEcho::default()));
+    let mut bad = t.connect();
+    let mut good = t.connect();
+    // A good packet, then a header of 0, then garbage.
+    bad.write_all(&[3, b'o', b'k', 0, 9, 9, 9]).unwrap();
+    let got = read_to_end(&mut bad).unwrap();
+    assert_eq!(got, [3, b'o', b'k'], "the good packet, then end-of-file");
+    // Garbage after the error is discarded; the connection closes when we do.
+    bad.write_all(&[0; 100]).unwrap();
+    drop(bad);
+    let p = packets(&[10, 20]);
+    good.write_all(&p).unwrap();
+    let mut back = vec![0u8; p.len()];
+    good.read_exact(&mut back).unwrap();
+    assert_eq!(back, p);
+    drop(good);
+    t.finish();
+}
+
+/// Echoes 2-byte big-endian length-prefixed frames; counts frame sizes.
+#[derive(Default)]
+struct BigFrames {
+    sizes: Mutex<Vec<usize>>,
+}
+
+impl FrameHandler for BigFrames {
+    type State = ();
+    type Codec = LengthFieldCodec;
+
+    fn codec(&self) -> LengthFieldCodec {
+        LengthFieldCodec::builder()
+            .width(LengthWidth::U16)
+            .strip_header()
+            .max_frame_length(20_000)
+            .build()
+    }
+
+    fn frame(&self, conn: &mut FramedConn<'_, '_, LengthFieldCodec>, _: &mut (), frame: IoBuf) {
+        self.sizes.lock().unwrap().push(frame.len());
+        conn.send(frame).unwrap();
+    }
+}
+
+fn frames_larger_than_a_buffer_are_assembled(engine: EngineChoice) {
+    // The test server's IO buffers are 4 KiB; these frames are up to ~15 KiB.
+    let t = start(engine, Framed::new(BigFrames::default()));
+    let mut data = Vec::new();
+    for i in 0..40usize {
+        let len = 1 + i * 397;
+        data.extend_from_slice(&(len as u16).to_be_bytes());
+        data.extend(pattern(len, i as u8));
+    }
+    let got = exchange(t.connect(), &data, true).unwrap();
+    assert!(got == data, "frames differ");
+    let sizes = t.handler().inner().sizes.lock().unwrap().clone();
+    assert_eq!(sizes, (0..40).map(|i| 1 + i * 397).collect::<Vec<_>>());
+    t.finish();
+}
+
+/// A line server: answers each line, reports overlong lines and continues.
+#[derive(Default)]
+struct Lines {
+    errors: AtomicUsize,
+}
+
+impl FrameHandler for Lines {
+    type State = ();
+    type Codec = LineCodec;
+
+    fn codec(&self) -> LineCodec {
+        LineCodec::builder()
+            .ending(LineEnding::Crlf)
+            .max_line_length(32)
+            .build()
+    }
+
+    fn frame(&self, conn: &mut FramedConn<'_, '_, LineCodec>, _: &mut (), line: IoBuf) {
+        let mut reply = b"+OK ".to_vec();
+        reply.extend_from_slice(&line);
+        conn.send(&reply[..]).unwrap();
+    }
+
+    fn frame_error(
+        &self,
+        conn: &mut FramedConn<'_, '_, LineCodec>,
+        _: &mut (),
+        error: &FrameError,
+    ) -> FrameErrorAction {
+        assert!(matches!(error, FrameError::TooLong { .. }), "{error}");
+        self.errors.fetch_add(1, SeqCst);
+        conn.send("-ERR line too long").unwrap();
+        FrameErrorAction::Continue
+    }
+
+    fn client_closed(&self, conn: &mut FramedConn<'_, '_, LineCodec>, _: &mut ()) {
+        conn.conn().close();
+    }
+}
+
+fn overlong_line_is_reported_and_the_session_continues(engine: EngineChoice) {
+    let t = start(engine, Framed::new(Lines::default()));
+    let mut input = b"one\r\n".to_vec();
+    input.extend(std::iter::repeat_n(b'x', 10_000));
+    input.extend_from_slice(b"\r\ntwo\r\n");
+    let got = exchange(t.connect(), &input, true).unwrap();
+    assert_eq!(got, b"+OK one\r\n-ERR line too long\r\n+OK two\r\n");
+    assert_eq!(t.handler().inner().errors.load(SeqCst), 1);
+    t.finish();
+}
+
+/// Counts frame errors; echoes packets.
+#[derive(Default)]
+struct CountErrors {
+    truncated: AtomicUsize,
+}
+
+impl FrameHandler for CountErrors {
+    type State = ();
+    type Codec = LengthFieldCodec;
+
+    fn codec(&self) -> LengthFieldCodec {
+        berth::servers::packet_codec()
+    }
+
+    fn frame(&self, conn: &mut FramedConn<'_, '_, LengthFieldCodec>, _: &mut (), p: IoBuf) {
+        conn.conn().write_buf(p).unwrap();
+    }
+
+    fn frame_error(
+        &self,
+        _: &mut FramedConn<'_, '_, LengthFieldCodec>,
+        _: &mut (),
+        error: &FrameError,
+    ) -> FrameErrorAction {
+        if matches!(error, FrameError::Truncated { .. }) {
+            self.truncated.fetch_add(1, SeqCst);
+        }
+        FrameErrorAction::Shutdown
+    }
+}
+
+fn trailing_partial_frame_is_reported_at_end_of_stream(engine: EngineChoice) {
+    let t = start(engine, Framed::new(CountErrors::default()));
+    let got = exchange(t.connect(), &[2, b'a', 5, b'b'], true).unwrap();
+    assert_eq!(got, [2, b'a']);
+    assert_eq!(t.handler().inner().truncated.load(SeqCst), 1);
+    t.finish();
+}
