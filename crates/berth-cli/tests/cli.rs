@@ -1,0 +1,315 @@
+//! The `berth` executable: flags, errors, signals, descriptor exhaustion and
+//! the engine fallback. Each server test runs once per engine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod uring {
+            $( #[test] fn $name() { super::$name("uring") } )*
+        }
+        mod epoll {
+            $( #[test] fn $name() { super::$name("epoll") } )*
+        }
+    };
+}
+
+both_engines!(
+    echo_binary_echoes_with_welcome_and_half_close,
+    packet_echo_binary_echoes_packets,
+    sigterm_drains_and_exits_cleanly,
+    running_out_of_descriptors_backs_off_without_spinning_and_recovers,
+);
+
+/// A `berth` server process; killed on drop.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn berth");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut r = Running {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            lines,
+            log: Vec::new(),
+        };
+        let line = r.wait_for("listening");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .expect("listening line names the address");
+        r.addr = addr.parse().unwrap();
+        r
+    }
+
+    /// Wait for a log line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let end = Instant::now() + TIMEOUT;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {needle:?}; log so far: {:#?}", self.log);
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect_timeout(&self.addr, TIMEOUT).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(TIMEOUT)).unwrap();
+        s
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let end = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < end, "berth did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// CPU time (user + system) the process has used, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_comm.split_whitespace().collect();
+        // Fields 14 and 15 of stat (utime, stime), counted from after the comm.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn berth(args: &[&str]) -> Command {
+    let mut c = Command::new(BERTH);
+    c.args(args)
+        .env_remove("BERTH_ENGINE")
+        .env_remove("BERTH_LOG");
+    c
+}
+
+fn server(sub: &str, engine: &str, extra: &[&str]) -> Running {
+    let mut args = vec![sub, "--listen", "127.0.0.1:0", "--engine", engine];
+    args.extend_from_slice(extra);
+    Running::spawn(berth(&args))
+}
+
+fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).unwrap();
+    v
+}
+
+fn echo_binary_echoes_with_welcome_and_half_close(engine: &str) {
+    let srv = server("echo", engine, &["--welcome", "hello\r\n", "-v"]);
+    let mut s = srv.connect();
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let mut reader = s.try_clone().unwrap();
+    let rd = std::thread::spawn(move || read_all(&mut reader));
+    s.write_all(&data).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = rd.join().unwrap();
+    assert_eq!(&got[..7], b"hello\r\n");
+    assert!(got[7..] == data[..], "echo differs");
+    assert!(srv.log.iter().any(|l| l.contains(&format!(
+        "engine={}",
+        match engine {
+            "uring" => "io_uring",
+            e => e,
+        }
+    ))));
+}
+
+fn packet_echo_binary_echoes_packets(engine: &str) {
+    let srv = server("packet-echo", engine, &[]);
+    let mut s = srv.connect();
+    let packets: Vec<u8> = [2u8, 255, 7, 1]
+        .iter()
+        .flat_map(|&n| std::iter::once(n).chain((1..n).map(|i| i ^ 0x5a)))
+        .collect();
+    for chunk in packets.chunks(3) {
+        s.write_all(chunk).unwrap();
+    }
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut s), packets);
+}
+
+fn sigterm_drains_and_exits_cleanly(engine: &str) {
+    let mut srv = server("echo", engine, &["--drain-timeout", "5"]);
+    let mut clients: Vec<_> = (0..5).map(|_| srv.connect()).collect();
+    for c in &mut clients {
+        c.write_all(b"ping").unwrap();
+        c.read_exact(&mut [0u8; 4]).unwrap();
+    }
+    srv.signal("-TERM");
+    for c in &mut clients {
+        assert_eq!(read_all(c), b"", "clean end-of-file on drain");
+    }
+    assert!(srv.wait_exit().success());
+    srv.wait_for("stopped");
+}
+
+fn running_out_of_descriptors_backs_off_without_spinning_and_recovers(engine: &str) {
+    // A child shell lowers the descriptor limit, then becomes the server.
+    let script = format!(
+        "ulimit -n 40 && exec {BERTH} echo --listen 127.0.0.1:0 --io-threads 1 --engine {engine}"
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]).env_remove("BERTH_ENGINE");
+    let mut srv = Running::spawn(cmd);
+    // More connections than the server has descriptors for; the rest wait
+    // in the kernel backlog.
+    let mut clients: Vec<_> = (0..60).map(|_| srv.connect()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(&[i as u8]).unwrap();
+    }
+    srv.wait_for("backing off");
+    // While out of descriptors, the server does not spin.
+    let before = srv.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = srv.cpu_ticks() - before;
+    assert!(
+        used < 25,
+        "server used {used} ticks of CPU in 1 s while out of descriptors"
+    );
+    // Connections already accepted are still served.
+    clients[0].read_exact(&mut [0u8; 1]).unwrap();
+    clients[0].write_all(b"x").unwrap();
+    clients[0].read_exact(&mut [0u8; 1]).unwrap();
+    // Free descriptors: the waiting connections are accepted and served.
+    let waiting = clients.split_off(20);
+    drop(clients);
+    for (i, mut c) in waiting.into_iter().enumerate() {
+        let mut b = [0u8; 1];
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(b[0], (i + 20) as u8);
+    }
+}
+
+#[test]
+fn bad_flag_prints_one_line_and_fails() {
+    let out = berth(&["echo", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--no-such-flag"), "{err}");
+    let out = berth(&["echo", "--io-threads", "zero"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn address_in_use_prints_one_line_and_fails() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = berth(&["echo", "--listen", &addr]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let last = err.lines().last().unwrap();
+    assert!(
+        last.contains("cannot listen on") && last.contains("in use"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn engine_is_chosen_by_environment_variable() {
+    let mut cmd = berth(&["echo", "--listen", "127.0.0.1:0"]);
+    cmd.env("BERTH_ENGINE", "epoll");
+    let srv = Running::spawn(cmd);
+    assert!(
+        srv.log.iter().any(|l| l.contains("engine=epoll")),
+        "{:?}",
+        srv.log
+    );
+}
+
+fn no_uring(args: &[&str]) -> Command {
+    let wrapper = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/no_uring.py");
+    let mut c = Command::new("python3");
+    c.arg(wrapper)
+        .arg(BERTH)
+        .args(args)
+        .env_remove("BERTH_ENGINE");
+    c
+}
+
+#[test]
+fn auto_falls_back_to_epoll_when_seccomp_denies_io_uring() {
+    let mut srv = Running::spawn(no_uring(&["echo", "--listen", "127.0.0.1:0"]));
+    let warning = srv
+        .log
+        .iter()
+        .find(|l| l.contains("falling back to epoll"))
+        .cloned()
+        .unwrap_or_else(|| srv.wait_for("falling back"));
+    assert!(
+        warning.contains("EPERM") && warning.contains("seccomp"),
+        "{warning}"
+    );
+    assert!(srv.log.iter().any(|l| l.contains("engine=epoll")));
+    let mut s = srv.connect();
+    s.write_all(b"served by epoll").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut s), b"served by epoll");
+}
+
+#[test]
+fn forcing_uring_where_it_is_denied_is_a_clear_error() {
+    let out = no_uring(&["echo", "--listen", "127.0.0.1:0", "--engine", "uring"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("io_uring engine is unavailable") && err.contains("EPERM"),
+        "{err}"
+    );
+}
