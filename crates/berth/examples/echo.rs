@@ -23,7 +23,11 @@ impl Handler for Echo {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let signals = TerminationSignals::block()?; // before any thread starts
     let server = Server::builder().start(Echo)?;
-    println!("echo server on {} ({})", server.local_addr(), server.engine());
+    println!(
+        "echo server on {} ({})",
+        server.local_addr(),
+        server.engine()
+    );
     signals.wait()?;
     server.shutdown(std::time::Duration::from_secs(5));
     Ok(())
