@@ -63,6 +63,12 @@ pub(crate) trait Backend {
     ) -> Option<io::Result<usize>>;
     fn shutdown(&mut self, io: &mut Self::Io, how: std::net::Shutdown) -> io::Result<()>;
     fn close(&mut self, key: Key, io: &mut Self::Io, mode: CloseMode) -> bool;
+    /// Report (to the thread's connector) when the connecting socket `fd`
+    /// becomes writable.
+    fn watch_connect(&mut self, key: Key, fd: std::os::fd::RawFd);
+    /// Stop watching; `true` if finished at once, otherwise the engine
+    /// reports the end of the watch to the connector later.
+    fn unwatch_connect(&mut self, key: Key, fd: std::os::fd::RawFd) -> bool;
 }
 
 /// Counters of one IO thread, written only by it.

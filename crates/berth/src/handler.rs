@@ -117,6 +117,14 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (conn, state, err);
     }
 
+    /// An outbound connection ([`ServerHandle::connect`]) could not be made:
+    /// refused, unreachable, or not established within its timeout.
+    ///
+    /// [`ServerHandle::connect`]: crate::ServerHandle::connect
+    fn connect_failed(&self, addr: SocketAddr, err: &io::Error) {
+        let _ = (addr, err);
+    }
+
     /// A server-level notification. Called from whichever thread saw the event.
     fn server_event(&self, event: ServerEvent<'_>) {
         let _ = event;

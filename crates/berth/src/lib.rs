@@ -57,4 +57,6 @@ pub use error::Error;
 pub use framed::{FrameErrorAction, FrameHandler, Framed, FramedConn, FramedState, SendError};
 pub use handler::{Closing, Handler, ServerEvent};
 pub use listener::ListenerSource;
-pub use server::{DEFAULT_ADDR, Server, ServerBuilder, ServerHandle, ServerStats, bind};
+pub use server::{
+    Client, DEFAULT_ADDR, Server, ServerBuilder, ServerHandle, ServerStats, ShuttingDown, bind,
+};

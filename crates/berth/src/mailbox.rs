@@ -7,7 +7,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::SegQueue;
 
@@ -47,6 +47,11 @@ pub(crate) enum Command {
     Adopt {
         stream: TcpStream,
         peer: SocketAddr,
+    },
+    /// Open an outbound connection.
+    Connect {
+        addr: SocketAddr,
+        timeout: Duration,
     },
     PauseAccept,
     ResumeAccept,

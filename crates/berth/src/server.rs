@@ -3,7 +3,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -140,10 +140,10 @@ impl ServerBuilder {
     }
 
     /// Bind, start the IO threads, and start accepting.
-    pub fn start<H: Handler>(self, handler: H) -> Result<Server<H>, Error> {
+    pub fn start<H: Handler>(mut self, handler: H) -> Result<Server<H>, Error> {
         sys::ignore_sigpipe();
         let engine = self.resolve_engine()?;
-        let listener = match self.listener {
+        let listener = match self.listener.take() {
             Some(source) => source
                 .into_listener(self.backlog)
                 .map_err(Error::Listener)?,
@@ -153,6 +153,31 @@ impl ServerBuilder {
             })?,
         };
         let local_addr = listener.local_addr().map_err(Error::Listener)?;
+        let rt = self.launch(engine, handler, Some(listener))?;
+        tracing::info!(addr = %local_addr, %engine, io_threads = rt.threads.len(), "listening");
+        rt.handler.server_event(ServerEvent::Started {
+            addr: local_addr,
+            engine,
+        });
+        Ok(Server { rt, local_addr })
+    }
+
+    /// Start the IO threads without a listener, for outbound connections
+    /// only ([`Client::connect`]). The listening settings are ignored.
+    pub fn start_client<H: Handler>(self, handler: H) -> Result<Client<H>, Error> {
+        sys::ignore_sigpipe();
+        let engine = self.resolve_engine()?;
+        let rt = self.launch(engine, handler, None)?;
+        tracing::debug!(%engine, io_threads = rt.threads.len(), "client started");
+        Ok(Client { rt })
+    }
+
+    fn launch<H: Handler>(
+        self,
+        engine: EngineKind,
+        handler: H,
+        listener: Option<TcpListener>,
+    ) -> Result<Runtime<H>, Error> {
         let handler = Arc::new(handler);
         let pool = BufPool::new(self.buffer_size, self.max_pooled_buffers);
         let config = ThreadConfig {
@@ -168,9 +193,11 @@ impl ServerBuilder {
         let control = ServerHandle {
             mailboxes: Arc::clone(&mailboxes),
             stopping: Arc::new(AtomicBool::new(false)),
+            next_connect: Arc::new(AtomicUsize::new(0)),
+            accepting: listener.is_some(),
         };
         let (ready_tx, ready_rx) = mpsc::channel();
-        let mut listener = Some(listener);
+        let mut listener = listener;
         let mut threads = Vec::new();
         let mut stats = Vec::new();
         for index in 0..self.io_threads {
@@ -211,18 +238,12 @@ impl ServerBuilder {
                 }
             }
         }
-        tracing::info!(addr = %local_addr, %engine, io_threads = threads.len(), "listening");
-        handler.server_event(ServerEvent::Started {
-            addr: local_addr,
-            engine,
-        });
         let stopped_handler = Arc::clone(&handler);
-        Ok(Server {
+        Ok(Runtime {
             on_stopped: Box::new(move || stopped_handler.server_event(ServerEvent::Stopped)),
             handler,
             control,
             threads,
-            local_addr,
             engine,
             pool,
             stats,
@@ -257,6 +278,10 @@ fn stop_and_join(control: &ServerHandle, threads: Vec<JoinHandle<()>>) {
 pub struct ServerHandle {
     mailboxes: Arc<[Arc<Mailbox>]>,
     stopping: Arc<AtomicBool>,
+    next_connect: Arc<AtomicUsize>,
+    /// Thread 0 accepts, and forwards `Stop` to the others once it has
+    /// stopped accepting; without a listener every thread is told directly.
+    accepting: bool,
 }
 
 impl ServerHandle {
@@ -281,8 +306,27 @@ impl ServerHandle {
     pub fn shutdown(&self, deadline: Duration) {
         if !self.stopping.swap(true, Ordering::AcqRel) {
             let deadline = Instant::now() + deadline;
-            self.acceptor().push(Command::Stop { deadline });
+            if self.accepting {
+                self.acceptor().push(Command::Stop { deadline });
+            } else {
+                for mb in self.mailboxes.iter() {
+                    mb.push(Command::Stop { deadline });
+                }
+            }
         }
+    }
+
+    /// Open an outbound connection to `addr`, driven by the same handler as
+    /// accepted ones: [`Handler::connection_established`] when connected,
+    /// [`Handler::connect_failed`] if it is refused, unreachable, or not
+    /// connected within `timeout`. Connections spread over the IO threads.
+    pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<(), ShuttingDown> {
+        if self.is_shutting_down() {
+            return Err(ShuttingDown);
+        }
+        let n = self.next_connect.fetch_add(1, Ordering::Relaxed);
+        self.mailboxes[n % self.mailboxes.len()].push(Command::Connect { addr, timeout });
+        Ok(())
     }
 
     /// Whether shutdown has begun.
@@ -311,55 +355,25 @@ impl ServerStats {
     }
 }
 
-/// A running server. Dropping it shuts it down (abortively, at once) and
-/// joins its threads.
-pub struct Server<H> {
+/// The server is shutting down and takes no new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server is shutting down")]
+pub struct ShuttingDown;
+
+/// What a server and a client share: the IO threads and their settings.
+struct Runtime<H> {
     handler: Arc<H>,
     /// Sends [`ServerEvent::Stopped`] (kept as a closure so `Drop` needs no bound).
     on_stopped: Box<dyn Fn() + Send + Sync>,
     control: ServerHandle,
     threads: Vec<JoinHandle<()>>,
-    local_addr: SocketAddr,
     engine: EngineKind,
     pool: BufPool,
     stats: Vec<Arc<ThreadStats>>,
 }
 
-impl Server<()> {
-    /// A builder with the defaults; [`ServerBuilder::start`] gives the typed server.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
-    }
-}
-
-impl<H: Handler> Server<H> {
-    /// A handle to pause, resume or shut down the server from any thread.
-    pub fn handle(&self) -> ServerHandle {
-        self.control.clone()
-    }
-
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// The engine in use.
-    pub fn engine(&self) -> EngineKind {
-        self.engine
-    }
-
-    /// The handler.
-    pub fn handler(&self) -> &H {
-        &self.handler
-    }
-
-    /// The IO buffer pool (for its counters).
-    pub fn buffer_pool(&self) -> &BufPool {
-        &self.pool
-    }
-
-    /// Counters summed over the IO threads.
-    pub fn stats(&self) -> ServerStats {
+impl<H> Runtime<H> {
+    fn stats(&self) -> ServerStats {
         let mut s = ServerStats::default();
         for t in &self.stats {
             s.accepted += t.accepted.load(Ordering::Relaxed);
@@ -369,18 +383,9 @@ impl<H: Handler> Server<H> {
         }
         s
     }
-}
 
-impl<H> Server<H> {
-    /// Shut down gracefully (see [`ServerHandle::shutdown`]) and wait for
-    /// every IO thread to finish.
-    pub fn shutdown(mut self, deadline: Duration) {
+    fn shutdown(mut self, deadline: Duration) {
         self.control.shutdown(deadline);
-        self.join();
-    }
-
-    /// Wait until the server stops (after a [`ServerHandle::shutdown`]).
-    pub fn wait(mut self) {
         self.join();
     }
 
@@ -395,12 +400,91 @@ impl<H> Server<H> {
     }
 }
 
-impl<H> Drop for Server<H> {
+impl<H> Drop for Runtime<H> {
     fn drop(&mut self) {
         if !self.threads.is_empty() {
             self.control.shutdown(Duration::ZERO);
             self.join();
         }
+    }
+}
+
+/// The accessors a [`Server`] and a [`Client`] share.
+macro_rules! runtime_accessors {
+    () => {
+        /// A handle to control the IO threads (and connect) from any thread.
+        pub fn handle(&self) -> ServerHandle {
+            self.rt.control.clone()
+        }
+
+        /// The engine in use.
+        pub fn engine(&self) -> EngineKind {
+            self.rt.engine
+        }
+
+        /// The handler.
+        pub fn handler(&self) -> &H {
+            &self.rt.handler
+        }
+
+        /// The IO buffer pool (for its counters).
+        pub fn buffer_pool(&self) -> &BufPool {
+            &self.rt.pool
+        }
+
+        /// Counters summed over the IO threads.
+        pub fn stats(&self) -> ServerStats {
+            self.rt.stats()
+        }
+
+        /// Shut down gracefully (see [`ServerHandle::shutdown`]) and wait
+        /// for every IO thread to finish.
+        pub fn shutdown(self, deadline: Duration) {
+            self.rt.shutdown(deadline);
+        }
+
+        /// Wait until the IO threads stop (after a [`ServerHandle::shutdown`]).
+        pub fn wait(mut self) {
+            self.rt.join();
+        }
+    };
+}
+
+/// A running server. Dropping it shuts it down (abortively, at once) and
+/// joins its threads.
+pub struct Server<H> {
+    rt: Runtime<H>,
+    local_addr: SocketAddr,
+}
+
+impl Server<()> {
+    /// A builder with the defaults; [`ServerBuilder::start`] gives the typed server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+impl<H> Server<H> {
+    runtime_accessors!();
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+/// IO threads without a listener, for outbound connections, started with
+/// [`ServerBuilder::start_client`]. Dropping it closes every connection.
+pub struct Client<H> {
+    rt: Runtime<H>,
+}
+
+impl<H> Client<H> {
+    runtime_accessors!();
+
+    /// Open a connection to `addr` (see [`ServerHandle::connect`]).
+    pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<(), ShuttingDown> {
+        self.rt.control.connect(addr, timeout)
     }
 }
 

@@ -19,6 +19,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::buffer::{BufPool, IoBuf};
 use crate::core::{Backend, CloseMode, Core};
+use crate::engine::connect::Connector;
 use crate::engine::thread::{self, Acceptor, StopState, ThreadCtx};
 use crate::handler::Handler;
 use crate::mailbox::Key;
@@ -32,6 +33,8 @@ const MAX_IOV: usize = 64;
 
 const WAKE: Token = Token(usize::MAX);
 const LISTENER: Token = Token(usize::MAX - 1);
+/// Set in the tokens of connects in progress.
+const CONNECTING: usize = 1 << 62;
 
 fn token(key: Key) -> Token {
     Token(((key.generation as usize) << 32) | key.idx as usize)
@@ -130,6 +133,21 @@ impl Backend for Epoll {
         io.sock.shutdown(how)
     }
 
+    fn watch_connect(&mut self, key: Key, fd: std::os::fd::RawFd) {
+        let t = Token(token(key).0 | CONNECTING);
+        if let Err(err) = self
+            .registry
+            .register(&mut SourceFd(&fd), t, Interest::WRITABLE)
+        {
+            tracing::warn!(%err, "epoll registration of a connect failed");
+        }
+    }
+
+    fn unwatch_connect(&mut self, _key: Key, fd: std::os::fd::RawFd) -> bool {
+        let _ = self.registry.deregister(&mut SourceFd(&fd));
+        true
+    }
+
     fn close(&mut self, _key: Key, io: &mut EpollIo, mode: CloseMode) -> bool {
         if mode == CloseMode::Abortive {
             let _ = socket2::SockRef::from(&io.sock).set_linger(Some(Duration::ZERO));
@@ -147,6 +165,7 @@ struct EpollThread<H: Handler> {
     poll: Poll,
     pool: BufPool,
     acceptor: Option<Acceptor>,
+    connector: Connector,
     listener: Option<TcpListener>,
     /// The listener may have connections waiting (edge-triggered).
     accept_ready: bool,
@@ -199,6 +218,7 @@ fn setup<H: Handler>(ctx: ThreadCtx<H>) -> io::Result<EpollThread<H>> {
             .listener
             .as_ref()
             .map(|_| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay)),
+        connector: Connector::new(ctx.config.nodelay),
         listener,
         accept_ready: true,
         stop: StopState::default(),
@@ -217,20 +237,28 @@ impl<H: Handler> EpollThread<H> {
                     &mut self.core,
                     &mut self.be,
                     &mut self.acceptor,
+                    &mut self.connector,
                     &mut self.stop,
                 );
                 mail = false;
             }
             self.stop.check(&mut self.core, &mut self.be);
+            let stopping = self.core.is_stopping();
+            self.connector
+                .expire(&mut self.core, &mut self.be, Instant::now(), stopping);
             self.accept();
             self.read_ready();
-            if self.core.is_stopping() && self.core.live() == 0 && self.listener.is_none() {
+            if self.core.is_stopping()
+                && self.core.live() == 0
+                && self.connector.is_idle()
+                && self.listener.is_none()
+            {
                 return Ok(());
             }
             let timeout = if !self.be.ready.is_empty() || self.accept_pending() {
                 Some(Duration::ZERO)
             } else {
-                thread::next_timer(&self.acceptor, &self.stop)
+                thread::next_timer(&self.acceptor, &self.connector, &self.stop)
                     .map(|t| t.saturating_duration_since(Instant::now()))
             };
             if let Err(err) = self.poll.poll(events, timeout) {
@@ -242,6 +270,12 @@ impl<H: Handler> EpollThread<H> {
                 match event.token() {
                     WAKE => mail = true,
                     LISTENER => self.accept_ready = true,
+                    Token(t) if t & CONNECTING != 0 => {
+                        let key = key_of(Token(t & !CONNECTING));
+                        let fd = self.connector.fd(key);
+                        let _ = self.be.registry.deregister(&mut SourceFd(&fd));
+                        self.connector.ready(&mut self.core, &mut self.be, key);
+                    }
                     t => self.on_event(
                         key_of(t),
                         event.is_readable() || event.is_read_closed() || event.is_error(),

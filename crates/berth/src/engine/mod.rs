@@ -9,6 +9,7 @@
 //! `unsafe` code lives only below this module.
 #![allow(unsafe_code)]
 
+pub(crate) mod connect;
 pub(crate) mod epoll;
 mod probe;
 pub(crate) mod sys;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::buffer::BufPool;
 use crate::core::{Backend, Core, ThreadStats};
+use crate::engine::connect::Connector;
 use crate::handler::{Handler, ServerEvent};
 use crate::mailbox::{Command, Mailbox};
 
@@ -173,6 +174,7 @@ pub(crate) fn drain_mailbox<H: Handler, B: Backend>(
     core: &mut Core<H, B::Io>,
     be: &mut B,
     acceptor: &mut Option<Acceptor>,
+    connector: &mut Connector,
     stop: &mut StopState,
 ) {
     let mailbox = Arc::clone(&core.mailbox);
@@ -181,6 +183,14 @@ pub(crate) fn drain_mailbox<H: Handler, B: Backend>(
         match cmd {
             Command::Conn { key, op } => core.on_op(be, key, op),
             Command::Adopt { stream, peer } => adopt(core, be, stream, peer),
+            Command::Connect { addr, timeout } => {
+                if core.is_stopping() {
+                    let err = io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
+                    core.handler.connect_failed(addr, &err);
+                } else {
+                    connector.start(core, be, addr, timeout);
+                }
+            }
             Command::PauseAccept => {
                 if let Some(a) = acceptor.as_mut()
                     && !a.paused
@@ -208,17 +218,19 @@ pub(crate) fn drain_mailbox<H: Handler, B: Backend>(
                 }
                 stop.deadline = Some(deadline);
                 core.stop(be);
+                connector.expire(core, be, Instant::now(), true);
             }
         }
     }
 }
 
 /// The earliest of the thread's timers.
-pub(crate) fn next_timer(acceptor: &Option<Acceptor>, stop: &StopState) -> Option<Instant> {
+pub(crate) fn next_timer(
+    acceptor: &Option<Acceptor>,
+    connector: &Connector,
+    stop: &StopState,
+) -> Option<Instant> {
     let a = acceptor.as_ref().and_then(Acceptor::timer);
     let d = stop.deadline.filter(|_| !stop.aborted);
-    match (a, d) {
-        (Some(a), Some(d)) => Some(a.min(d)),
-        (a, d) => a.or(d),
-    }
+    [a, d, connector.timer()].into_iter().flatten().min()
 }

@@ -20,6 +20,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
 use crate::buffer::{BufPool, IoBuf};
 use crate::core::{Backend, CloseMode, Core};
+use crate::engine::connect::Connector;
 use crate::engine::thread::{self, Acceptor, StopState, ThreadCtx};
 use crate::handler::Handler;
 use crate::mailbox::Key;
@@ -30,6 +31,7 @@ const K_SEND: u64 = 2;
 const K_CANCEL: u64 = 3;
 const K_ACCEPT: u64 = 4;
 const K_WAKE: u64 = 5;
+const K_CONNECT: u64 = 6;
 
 /// Most buffers gathered into one `sendmsg`.
 const MAX_IOV: usize = 8;
@@ -148,6 +150,9 @@ impl Backend for Ring {
     type Io = UringIo;
 
     fn adopt_io(&mut self, sock: TcpStream) -> io::Result<UringIo> {
+        // Outbound sockets were connected non-blocking; io_uring wants the
+        // file itself blocking (it never blocks the thread either way).
+        sock.set_nonblocking(false)?;
         Ok(UringIo {
             sock,
             recv: OpState::Idle,
@@ -217,6 +222,18 @@ impl Backend for Ring {
         io.sock.shutdown(how)
     }
 
+    fn watch_connect(&mut self, key: Key, fd: std::os::fd::RawFd) {
+        let sqe = opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32)
+            .build()
+            .user_data(user_data(K_CONNECT, key));
+        self.push(sqe);
+    }
+
+    fn unwatch_connect(&mut self, key: Key, _fd: std::os::fd::RawFd) -> bool {
+        self.cancel(user_data(K_CONNECT, key), key);
+        false
+    }
+
     fn close(&mut self, key: Key, io: &mut UringIo, mode: CloseMode) -> bool {
         io.closing = true;
         io.want_read = false;
@@ -240,6 +257,7 @@ struct UringThread<H: Handler> {
     core: Core<H, UringIo>,
     be: Ring,
     acceptor: Option<Acceptor>,
+    connector: Connector,
     listener: Option<std::net::TcpListener>,
     accept: OpState,
     stop: StopState,
@@ -279,6 +297,7 @@ pub(crate) fn run<H: Handler>(
             .listener
             .as_ref()
             .map(|_| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay)),
+        connector: Connector::new(ctx.config.nodelay),
         listener: ctx.listener,
         accept: OpState::Idle,
         stop: StopState::default(),
@@ -301,13 +320,18 @@ impl<H: Handler> UringThread<H> {
                     &mut self.core,
                     &mut self.be,
                     &mut self.acceptor,
+                    &mut self.connector,
                     &mut self.stop,
                 );
             }
             self.stop.check(&mut self.core, &mut self.be);
+            let stopping = self.core.is_stopping();
+            self.connector
+                .expire(&mut self.core, &mut self.be, Instant::now(), stopping);
             self.reconcile_accept();
             if self.core.is_stopping()
                 && self.core.live() == 0
+                && self.connector.is_idle()
                 && self.accept == OpState::Idle
                 && self.listener.is_none()
             {
@@ -318,7 +342,11 @@ impl<H: Handler> UringThread<H> {
             if self.wake == OpState::Idle {
                 self.arm_wake();
             }
-            self.enter(thread::next_timer(&self.acceptor, &self.stop))?;
+            self.enter(thread::next_timer(
+                &self.acceptor,
+                &self.connector,
+                &self.stop,
+            ))?;
         }
     }
 
@@ -383,6 +411,7 @@ impl<H: Handler> UringThread<H> {
             K_RECV => self.on_recv(key, res, flags, more),
             K_SEND => self.on_send(key, res),
             K_ACCEPT => self.on_accept(res, more),
+            K_CONNECT => self.connector.ready(&mut self.core, &mut self.be, key),
             K_WAKE => {
                 self.wake = OpState::Idle;
                 self.mail = true;
