@@ -47,6 +47,7 @@ mod listener;
 mod mailbox;
 mod server;
 pub mod signal;
+pub mod worker;
 
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
 pub use conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
@@ -55,3 +56,4 @@ pub use error::Error;
 pub use handler::{Closing, Handler, ServerEvent};
 pub use listener::ListenerSource;
 pub use server::{DEFAULT_ADDR, Server, ServerBuilder, ServerHandle, ServerStats, bind};
+pub use worker::{WorkError, WorkerBuildError, WorkerPool, WorkerPoolBuilder, WorkerStats};
