@@ -64,10 +64,6 @@ pub(crate) mod flags {
     pub const HANDED_OFF: u16 = 1 << 12;
     pub const STOPPING: u16 = 1 << 13;
     pub const RELEASING: u16 = 1 << 14;
-    /// Handles may exist. Set when one is taken; cleared only when the
-    /// `Released` operation is applied, so every operation queued by a
-    /// handle before it was dropped is applied first.
-    pub const HANDLES: u16 = 1 << 15;
 }
 use flags::*;
 
@@ -82,6 +78,12 @@ pub(crate) struct ConnState {
     /// Data received while reading was paused, delivered on resume.
     pub stash: VecDeque<IoBuf>,
     pub flags: u16,
+    /// Generations of handles not yet known to be gone. A generation
+    /// starts when [`Conn::handle`] finds no handle alive, and ends when the
+    /// `Released` its last drop queued is applied, so every operation its
+    /// handles queued has been applied first. Counting (not a flag) keeps a
+    /// late `Released` of one generation from ending the next.
+    pub handle_gens: u32,
     /// Created when the first handle is taken.
     pub shared: Option<Arc<ConnShared>>,
 }
@@ -96,6 +98,7 @@ impl ConnState {
             wq_bytes: 0,
             stash: VecDeque::new(),
             flags: 0,
+            handle_gens: 0,
             shared: None,
         }
     }
@@ -109,6 +112,7 @@ impl ConnState {
         self.peer = peer;
         self.wq_bytes = 0;
         self.flags = 0;
+        self.handle_gens = 0;
         self.shared = None;
     }
 
@@ -130,7 +134,7 @@ impl ConnState {
     }
 
     pub fn handles_held(&self) -> bool {
-        self.has(HANDLES)
+        self.handle_gens > 0
     }
 
     fn check_writable(&self) -> Result<(), ConnError> {
@@ -188,13 +192,7 @@ impl ConnState {
                 Ok(())
             }
             ConnOp::Released => {
-                let none_left = self
-                    .shared
-                    .as_ref()
-                    .is_none_or(|s| s.handles.load(Ordering::Acquire) == 0);
-                if none_left {
-                    self.clear(HANDLES);
-                }
+                self.handle_gens = self.handle_gens.saturating_sub(1);
                 Ok(())
             }
         };
@@ -309,7 +307,6 @@ impl Conn<'_> {
     /// A handle to operate on this connection from any thread.
     pub fn handle(&mut self) -> ConnHandle {
         let st = &mut *self.st;
-        st.set(HANDLES);
         let shared = st.shared.get_or_insert_with(|| {
             Arc::new(ConnShared {
                 key: st.key,
@@ -321,7 +318,13 @@ impl Conn<'_> {
                 pool: self.env.pool.clone(),
             })
         });
-        ConnHandle::new(Arc::clone(shared))
+        if shared.handles.fetch_add(1, Ordering::AcqRel) == 0 {
+            // None was alive: a new generation, ended by its own `Released`.
+            st.handle_gens += 1;
+        }
+        ConnHandle {
+            shared: Arc::clone(shared),
+        }
     }
 }
 
@@ -442,5 +445,65 @@ impl fmt::Debug for ConnHandle {
             .field("id", &self.shared.id)
             .field("open", &self.is_open())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::Command;
+
+    fn apply_all(st: &mut ConnState, mailbox: &Mailbox) {
+        while let Some(cmd) = mailbox.pop() {
+            if let Command::Conn { op, .. } = cmd {
+                st.apply(op);
+            }
+        }
+    }
+
+    /// A `Released` from an earlier generation of handles, still queued when
+    /// a new handle is taken and dropped, must not let the connection close
+    /// before the operations the new handle queued are applied.
+    #[test]
+    fn stale_release_does_not_end_a_later_generation_of_handles() {
+        let pool = BufPool::new(64, 4);
+        let mailbox = Arc::new(Mailbox::new(true).unwrap());
+        let key = Key {
+            idx: 0,
+            generation: 0,
+        };
+        let mut st = ConnState::new(ConnId(1), key, "127.0.0.1:9".parse().unwrap());
+        let mut handle = || {
+            let mut conn = Conn {
+                st: &mut st,
+                env: ConnEnv {
+                    pool: &pool,
+                    mailbox: &mailbox,
+                },
+            };
+            conn.handle()
+        };
+        drop(handle()); // queues the first `Released`
+        let second = handle();
+        second.write(b"reply").unwrap();
+        drop(second); // queues the write, then the second `Released`
+        let first = mailbox.pop().expect("first release");
+        assert!(matches!(
+            first,
+            Command::Conn {
+                op: ConnOp::Released,
+                ..
+            }
+        ));
+        if let Command::Conn { op, .. } = first {
+            st.apply(op);
+        }
+        assert!(
+            st.handles_held(),
+            "the second handle's operations are still queued"
+        );
+        apply_all(&mut st, &mailbox);
+        assert!(!st.handles_held());
+        assert_eq!(st.wq_bytes, 5);
     }
 }

@@ -49,6 +49,7 @@ mod mailbox;
 mod server;
 pub mod servers;
 pub mod signal;
+pub mod worker;
 
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
 pub use conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
@@ -60,3 +61,4 @@ pub use listener::ListenerSource;
 pub use server::{
     Client, DEFAULT_ADDR, Server, ServerBuilder, ServerHandle, ServerStats, ShuttingDown, bind,
 };
+pub use worker::{WorkError, WorkerBuildError, WorkerPool, WorkerPoolBuilder, WorkerStats};
