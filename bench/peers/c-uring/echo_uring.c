@@ -44,10 +44,16 @@
 
 #define QUEUE_DEPTH 4096
 #define CQ_DEPTH 16384
+/*
+ * 1024 buffers of 64 KiB (64 MiB of address space; only pages that data
+ * touched become resident). 64 KiB, like the other peers' read buffers,
+ * lets a streaming connection move a whole socket-buffer's worth per recv
+ * and per send.
+ */
 #ifndef NBUFS
-#define NBUFS 2048 /* power of two; -DNBUFS=64 exercises the -ENOBUFS path */
+#define NBUFS 1024 /* power of two; -DNBUFS=16 exercises the -ENOBUFS path */
 #endif
-#define BUF_SIZE (16 * 1024)
+#define BUF_SIZE (64 * 1024)
 #define HEADROOM 256 /* room to prepend a partial packet (<= 254 bytes) */
 #define STRIDE (HEADROOM + BUF_SIZE)
 #define BGID 0
