@@ -1,5 +1,6 @@
 //! `berth`: the seed's sample servers, grown into real ones.
 
+mod bench;
 mod echo;
 mod opts;
 
@@ -21,6 +22,8 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Echo whole packets: a 1-byte header holds the total length (the seed's PacketEchoServer).
     PacketEcho(echo::EchoArgs),
+    /// Load a server and check every echoed byte (messages/s, MB/s, latency).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(args) => echo::run_echo(args),
         Command::PacketEcho(args) => echo::run_packet_echo(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

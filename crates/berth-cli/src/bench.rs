@@ -1,0 +1,500 @@
+//! `berth bench`: a load generator built on berth's outbound connections.
+//!
+//! Every message carries its sequence number and the time it was meant to
+//! be sent; the echo is checked byte for byte against what was sent, and
+//! latency is measured from the intended send time, so an open-loop run
+//! (`--rate`) does not hide queueing (coordinated omission).
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use berth::{Conn, ConnHandle, EngineChoice, Handler, IoBuf, ServerEvent, ServerHandle};
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+
+/// How messages are framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// A plain byte stream (for `berth echo`).
+    Echo,
+    /// 1-byte-header packets of at most 255 bytes (for `berth packet-echo`);
+    /// a message of `--size` bytes is sent as consecutive packets.
+    Packet,
+}
+
+/// Flags of `berth bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Server to load.
+    #[arg(long, default_value = berth::DEFAULT_ADDR)]
+    addr: SocketAddr,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    conns: u32,
+    /// Message size in bytes (packet headers included in packet mode).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(16..=(16 << 20)))]
+    size: u32,
+    /// Messages in flight per connection (1 = ping-pong).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    depth: u32,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before measuring.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Open loop: send this many messages per second in total, whatever
+    /// the replies do (latency counts from the intended send time).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Message framing.
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+    /// IO threads of the load generator.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..))]
+    threads: u8,
+    /// Engine of the load generator.
+    #[arg(long)]
+    engine: Option<EngineChoice>,
+    /// Churn: each connection sends one message, waits for the echo,
+    /// closes, and a new connection takes its place. Reports connections/s.
+    #[arg(long)]
+    churn: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The bytes of message `seq`: a deterministic pattern, with the sequence
+/// number and the intended send time (ns since the run began) written in.
+struct Template {
+    bytes: Vec<u8>,
+    /// Offsets of the 4-byte seq and 8-byte timestamp fields.
+    seq_at: usize,
+    ts_at: usize,
+}
+
+impl Template {
+    fn new(size: usize, mode: Mode) -> Self {
+        let mut bytes: Vec<u8> = (0..size).map(|i| (i * 7 + 13) as u8).collect();
+        if mode == Mode::Packet {
+            let mut at = 0;
+            while at < size {
+                let len = (size - at).min(255);
+                let len = if size - at - len == 1 { len - 1 } else { len }; // no 1-byte tail
+                bytes[at] = len as u8;
+                at += len;
+            }
+        }
+        // Fields go after the first packet header (offset 1) in both modes.
+        Template {
+            bytes,
+            seq_at: 1,
+            ts_at: 5,
+        }
+    }
+
+    fn fill(&self, out: &mut Vec<u8>, seq: u32, ts: u64) {
+        out.clear();
+        out.extend_from_slice(&self.bytes);
+        out[self.seq_at..self.seq_at + 4].copy_from_slice(&seq.to_le_bytes());
+        out[self.ts_at..self.ts_at + 8].copy_from_slice(&ts.to_le_bytes());
+    }
+
+    /// Whether byte `i` of a message is part of the variable fields.
+    fn is_field(&self, i: usize) -> bool {
+        (self.seq_at..self.ts_at + 8).contains(&i)
+    }
+}
+
+/// Counters of one IO thread (sharded by the thread that owns a connection).
+struct Shard {
+    hist: Histogram<u64>,
+    messages: u64,
+}
+
+struct Shared {
+    template: Template,
+    size: usize,
+    depth: u32,
+    open_loop: bool,
+    churn: bool,
+    start: Instant,
+    measure_from: Instant,
+    measure_to: Instant,
+    stop: AtomicBool,
+    shards: Vec<Mutex<Shard>>,
+    mismatches: AtomicU64,
+    connect_errors: AtomicU64,
+    closes: AtomicU64,
+    completed_conns: AtomicU64,
+    established: AtomicU64,
+    total_messages: AtomicU64,
+    handles: Mutex<Vec<ConnHandle>>,
+    control: OnceLock<ServerHandle>,
+    addr: SocketAddr,
+}
+
+/// Per-connection state: where we are in the echoed stream.
+#[derive(Default)]
+struct ConnBench {
+    next_send: u32,
+    next_recv: u32,
+    /// Bytes of the current message received so far.
+    recv_off: usize,
+    /// The current message's fields as received.
+    fields: [u8; 12],
+    scratch: Vec<u8>,
+    broken: bool,
+}
+
+struct Bench(Arc<Shared>);
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    fn send(&self, conn: &mut Conn<'_>, st: &mut ConnBench, ts: u64) {
+        self.template.fill(&mut st.scratch, st.next_send, ts);
+        st.next_send = st.next_send.wrapping_add(1);
+        let _ = conn.write(&st.scratch);
+    }
+
+    fn record(&self, conn: &Conn<'_>, sent_ns: u64) {
+        let now = Instant::now();
+        if now < self.measure_from || now > self.measure_to {
+            return;
+        }
+        let latency_us = (self.now_ns().saturating_sub(sent_ns) / 1000).max(1);
+        let shard = (conn.id().as_u64() & 0xff) as usize % self.shards.len();
+        let mut s = self.shards[shard].lock().unwrap();
+        let _ = s.hist.record(latency_us);
+        s.messages += 1;
+    }
+}
+
+impl Handler for Bench {
+    type State = ConnBench;
+
+    fn connection_established(&self, conn: &mut Conn<'_>, st: &mut ConnBench, _: SocketAddr) {
+        let b = &self.0;
+        b.established.fetch_add(1, Relaxed);
+        st.scratch.reserve(b.size);
+        if b.open_loop {
+            b.handles.lock().unwrap().push(conn.handle());
+        } else {
+            let n = if b.churn { 1 } else { b.depth };
+            for _ in 0..n {
+                b.send(conn, st, b.now_ns());
+            }
+        }
+    }
+
+    fn read_completed(&self, conn: &mut Conn<'_>, st: &mut ConnBench, buf: IoBuf) {
+        let b = &self.0;
+        if st.broken {
+            return;
+        }
+        let mut data = &buf[..];
+        while !data.is_empty() {
+            let take = data.len().min(b.size - st.recv_off);
+            for (k, &byte) in data[..take].iter().enumerate() {
+                let i = st.recv_off + k;
+                if b.template.is_field(i) {
+                    st.fields[i - b.template.seq_at] = byte;
+                } else if byte != b.template.bytes[i] {
+                    st.broken = true;
+                }
+            }
+            st.recv_off += take;
+            data = &data[take..];
+            if st.recv_off < b.size {
+                break;
+            }
+            // A whole message came back.
+            st.recv_off = 0;
+            let seq = u32::from_le_bytes(st.fields[..4].try_into().unwrap());
+            let sent = u64::from_le_bytes(st.fields[4..].try_into().unwrap());
+            if seq != st.next_recv || sent > b.now_ns() {
+                st.broken = true;
+            }
+            if st.broken {
+                b.mismatches.fetch_add(1, Relaxed);
+                conn.abort();
+                return;
+            }
+            st.next_recv = st.next_recv.wrapping_add(1);
+            b.total_messages.fetch_add(1, Relaxed);
+            b.record(conn, sent);
+            if b.churn {
+                if Instant::now() >= b.measure_from && Instant::now() <= b.measure_to {
+                    b.completed_conns.fetch_add(1, Relaxed);
+                }
+                conn.close();
+                return;
+            }
+            if !b.open_loop && !b.stop.load(Relaxed) {
+                b.send(conn, st, b.now_ns());
+            }
+        }
+    }
+
+    fn connect_failed(&self, _: SocketAddr, _: &std::io::Error) {
+        self.0.connect_errors.fetch_add(1, Relaxed);
+        self.reconnect();
+    }
+
+    fn server_event(&self, event: ServerEvent<'_>) {
+        if let ServerEvent::ConnectionClosed { .. } = event {
+            let b = &self.0;
+            if !b.churn && !b.stop.load(Relaxed) {
+                b.closes.fetch_add(1, Relaxed);
+            }
+            self.reconnect();
+        }
+    }
+}
+
+impl Bench {
+    /// In churn mode, replace a finished connection while the run lasts.
+    fn reconnect(&self) {
+        let b = &self.0;
+        if b.churn && !b.stop.load(Relaxed) {
+            if let Some(control) = b.control.get() {
+                let _ = control.connect(b.addr, Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Results of a run.
+struct Report {
+    messages: u64,
+    secs: f64,
+    size: usize,
+    hist: Histogram<u64>,
+    mismatches: u64,
+    connect_errors: u64,
+    closes: u64,
+    conns_per_sec: Option<f64>,
+}
+
+impl Report {
+    fn msgs_per_sec(&self) -> f64 {
+        self.messages as f64 / self.secs
+    }
+
+    fn json(&self) -> String {
+        let q = |p: f64| self.hist.value_at_quantile(p) as f64;
+        let mut s = format!(
+            "{{\"messages\": {}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"p50_us\": {}, \
+             \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}, \"mismatches\": {}, \
+             \"connect_errors\": {}, \"closes\": {}",
+            self.messages,
+            self.msgs_per_sec(),
+            self.msgs_per_sec() * self.size as f64 / 1e6,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            self.hist.max(),
+            self.mismatches,
+            self.connect_errors,
+            self.closes
+        );
+        if let Some(c) = self.conns_per_sec {
+            s.push_str(&format!(", \"conns_per_sec\": {c:.1}"));
+        }
+        s.push('}');
+        s
+    }
+
+    fn table(&self) -> String {
+        let q = |p: f64| self.hist.value_at_quantile(p);
+        let mut s = format!(
+            "messages      {}\nmessages/s    {:.0}\nMB/s          {:.2}\n\
+             latency (µs)  p50 {}  p99 {}  p99.9 {}  max {}\n\
+             mismatches    {}\nconnect errors {}\ncloses        {}\n",
+            self.messages,
+            self.msgs_per_sec(),
+            self.msgs_per_sec() * self.size as f64 / 1e6,
+            q(0.5),
+            q(0.99),
+            q(0.999),
+            self.hist.max(),
+            self.mismatches,
+            self.connect_errors,
+            self.closes
+        );
+        if let Some(c) = self.conns_per_sec {
+            s.push_str(&format!("connections/s {c:.0}\n"));
+        }
+        s
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    if !(args.duration > 0.0 && args.warmup >= 0.0) {
+        return Err("--duration must be positive and --warmup not negative".into());
+    }
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        return Err("--rate must be a positive number of messages per second".into());
+    }
+    let start = Instant::now();
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let duration = Duration::from_secs_f64(args.duration);
+    let shared = Arc::new(Shared {
+        template: Template::new(args.size as usize, args.mode),
+        size: args.size as usize,
+        depth: args.depth,
+        open_loop: args.rate.is_some(),
+        churn: args.churn,
+        start,
+        measure_from: start + warmup,
+        measure_to: start + warmup + duration,
+        stop: AtomicBool::new(false),
+        shards: (0..256)
+            .map(|_| {
+                Mutex::new(Shard {
+                    hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+                    messages: 0,
+                })
+            })
+            .collect(),
+        mismatches: AtomicU64::new(0),
+        connect_errors: AtomicU64::new(0),
+        closes: AtomicU64::new(0),
+        completed_conns: AtomicU64::new(0),
+        established: AtomicU64::new(0),
+        total_messages: AtomicU64::new(0),
+        handles: Mutex::new(Vec::new()),
+        control: OnceLock::new(),
+        addr: args.addr,
+    });
+    let mut builder = berth::Server::builder()
+        .io_threads(args.threads as usize)
+        .buffer_size(64 * 1024)
+        .ring_buffers(512);
+    if let Some(engine) = args.engine {
+        builder = builder.engine(engine);
+    }
+    let client = builder
+        .start_client(Bench(Arc::clone(&shared)))
+        .map_err(|e| e.to_string())?;
+    let _ = shared.control.set(client.handle());
+    for _ in 0..args.conns {
+        client
+            .connect(args.addr, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+    }
+
+    let progress = (!args.json && std::io::stdout().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let pacer = args.rate.map(|rate| {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || pace(&shared, rate))
+    });
+    let end = shared.measure_to;
+    let mut last = (Instant::now(), 0u64);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100).min(end - Instant::now()));
+        if let Some(bar) = &progress {
+            let total = shared.total_messages.load(Relaxed);
+            let now = Instant::now();
+            let rate = (total - last.1) as f64 / (now - last.0).as_secs_f64();
+            last = (now, total);
+            let phase = if now < shared.measure_from {
+                "warmup"
+            } else {
+                "measuring"
+            };
+            bar.set_message(format!(
+                "{phase}: {:.0} msg/s, {} conns, {} errors",
+                rate,
+                shared.established.load(Relaxed),
+                shared.connect_errors.load(Relaxed) + shared.mismatches.load(Relaxed)
+            ));
+        }
+    }
+    shared.stop.store(true, Relaxed);
+    if let Some(p) = pacer {
+        let _ = p.join();
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    shared.handles.lock().unwrap().clear();
+    client.shutdown(Duration::from_millis(200));
+
+    let mut hist = Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut messages = 0;
+    for s in &shared.shards {
+        let s = s.lock().unwrap();
+        let _ = hist.add(&s.hist);
+        messages += s.messages;
+    }
+    let secs = duration.as_secs_f64();
+    let report = Report {
+        messages,
+        secs,
+        size: shared.size,
+        hist,
+        mismatches: shared.mismatches.load(Relaxed),
+        connect_errors: shared.connect_errors.load(Relaxed),
+        closes: shared.closes.load(Relaxed),
+        conns_per_sec: args
+            .churn
+            .then(|| shared.completed_conns.load(Relaxed) as f64 / secs),
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+    }
+    if report.mismatches > 0 {
+        return Err(format!(
+            "{} echoed messages did not match",
+            report.mismatches
+        ));
+    }
+    Ok(())
+}
+
+/// Open loop: send messages at a fixed total rate, spread over the
+/// connections, each stamped with its intended send time.
+fn pace(b: &Shared, rate: f64) {
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut next = Instant::now();
+    let mut turn = 0usize;
+    let mut seqs: Vec<u32> = Vec::new();
+    let mut msg = Vec::with_capacity(b.size);
+    while !b.stop.load(Relaxed) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(1)));
+            continue;
+        }
+        let handles = b.handles.lock().unwrap();
+        if handles.is_empty() {
+            next = Instant::now();
+            continue;
+        }
+        seqs.resize(handles.len(), 0);
+        // Catch up on every message that is due, each with its own time.
+        while next <= Instant::now() {
+            let i = turn % handles.len();
+            turn += 1;
+            let intended = next.saturating_duration_since(b.start).as_nanos() as u64;
+            b.template.fill(&mut msg, seqs[i], intended);
+            seqs[i] = seqs[i].wrapping_add(1);
+            let _ = handles[i].write(&msg);
+            next += interval;
+        }
+    }
+}
