@@ -78,6 +78,8 @@ pub(crate) struct ThreadStats {
     pub closed: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
 }
 
 impl ThreadStats {
@@ -272,6 +274,7 @@ impl<H: Handler, I> Core<H, I> {
 
     pub fn on_data<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, buf: IoBuf) {
         ThreadStats::add(&self.stats.bytes_read, buf.len() as u64);
+        ThreadStats::add(&self.stats.reads, 1);
         let Some(e) = self.entry(key) else { return };
         if e.st
             .has(READ_SHUT | CLOSE_PENDING | ABORT | RELEASING | PEER_EOF)
@@ -331,6 +334,7 @@ impl<H: Handler, I> Core<H, I> {
         }
         e.st.wq_bytes = e.st.wq_bytes.saturating_sub(n);
         ThreadStats::add(&self.stats.bytes_written, n as u64);
+        ThreadStats::add(&self.stats.writes, 1);
         loop {
             let Some(e) = self.entry(key) else { return };
             let Some(head) = e.st.wq.front_mut() else {

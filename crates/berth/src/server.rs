@@ -346,6 +346,10 @@ pub struct ServerStats {
     pub bytes_read: u64,
     /// Bytes handed to the kernel for sending.
     pub bytes_written: u64,
+    /// Completed receive operations (each delivered one buffer).
+    pub reads: u64,
+    /// Completed send operations.
+    pub writes: u64,
 }
 
 impl ServerStats {
@@ -380,6 +384,8 @@ impl<H> Runtime<H> {
             s.closed += t.closed.load(Ordering::Relaxed);
             s.bytes_read += t.bytes_read.load(Ordering::Relaxed);
             s.bytes_written += t.bytes_written.load(Ordering::Relaxed);
+            s.reads += t.reads.load(Ordering::Relaxed);
+            s.writes += t.writes.load(Ordering::Relaxed);
         }
         s
     }

@@ -1,10 +1,10 @@
 //! IO engines: io_uring (completion-based) and epoll (readiness-based).
 //!
-//! Both implement one contract, [`Backend`](crate::core::Backend) (what the
+//! Both implement one contract, `Backend` in `core.rs` (what the
 //! connection core asks of an engine), and both run the same per-thread
-//! plumbing in [`thread`]: commands from other threads, the accept policy,
-//! the shutdown deadline. Everything a handler can observe is decided in
-//! [`crate::core`], so the callback rules are the same on either engine.
+//! plumbing in `engine/thread.rs`: commands from other threads, the accept
+//! policy, the shutdown deadline. Everything a handler can observe is
+//! decided in `core.rs`, so the callback rules are the same on either engine.
 //!
 //! `unsafe` code lives only below this module.
 #![allow(unsafe_code)]
