@@ -2,6 +2,7 @@
 
 mod echo;
 mod opts;
+mod pop3;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,10 @@ enum Command {
     Echo(echo::EchoArgs),
     /// Echo whole packets: a 1-byte header holds the total length (the seed's PacketEchoServer).
     PacketEcho(echo::EchoArgs),
+    /// Serve Maildir mailboxes over POP3 (RFC 1939, with RFC 2449 CAPA).
+    Pop3(pop3::Pop3Args),
+    /// Create a demo Maildir and users file for `berth pop3`, and print how to run it.
+    Pop3Demo(pop3::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +36,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(args) => echo::run_echo(args),
         Command::PacketEcho(args) => echo::run_packet_echo(args),
+        Command::Pop3(args) => pop3::run(args),
+        Command::Pop3Demo(args) => pop3::run_demo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
