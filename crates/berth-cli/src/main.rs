@@ -3,6 +3,7 @@
 mod bench;
 mod echo;
 mod opts;
+mod pop3;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,10 @@ enum Command {
     PacketEcho(echo::EchoArgs),
     /// Load a server and check every echoed byte (messages/s, MB/s, latency).
     Bench(bench::BenchArgs),
+    /// Serve Maildir mailboxes over POP3 (RFC 1939, with RFC 2449 CAPA).
+    Pop3(pop3::Pop3Args),
+    /// Create a demo Maildir and users file for `berth pop3`, and print how to run it.
+    Pop3Demo(pop3::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +40,8 @@ fn main() -> ExitCode {
         Command::Echo(args) => echo::run_echo(args),
         Command::PacketEcho(args) => echo::run_packet_echo(args),
         Command::Bench(args) => bench::run(args),
+        Command::Pop3(args) => pop3::run(args),
+        Command::Pop3Demo(args) => pop3::run_demo(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
