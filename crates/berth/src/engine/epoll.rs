@@ -367,17 +367,8 @@ impl<H: Handler> EpollThread<H> {
                         break;
                     }
                     Ok(n) => {
-                        // A short read emptied the socket: skip the read that
-                        // would only say EAGAIN; the next arrival is a new edge.
-                        let drained = n < buf.remaining();
-                        if drained {
-                            io.readable = false;
-                        }
                         buf.advance(n);
                         self.core.on_data(&mut self.be, key, buf.freeze());
-                        if drained {
-                            break;
-                        }
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                         io.readable = false;
