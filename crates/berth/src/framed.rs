@@ -12,7 +12,10 @@
 //! writing once its queued writes are done, everything the peer sends
 //! afterwards is discarded, and the connection closes when the peer closes —
 //! the seed's "shut down the socket, throw away the garbage, and wait for
-//! the client to go away". No other connection is affected.
+//! the client to go away". No other connection is affected. A partial frame
+//! left when the peer ends its stream is reported the same way, but then
+//! only discarded: the peer has stopped sending, and replies still being
+//! produced for its earlier frames are written as usual.
 
 use std::io;
 use std::net::SocketAddr;
@@ -242,6 +245,10 @@ impl<F: FrameHandler> Framed<F> {
                             conn.abort();
                             self.discard(st);
                         }
+                        // At end of stream the peer has stopped sending: only
+                        // the partial frame goes. Replies still on their way
+                        // (from a worker pool, say) must not be cut off.
+                        _ if at_eof => self.discard(st),
                         _ => {
                             let _ = conn.shutdown(Shutdown::Write);
                             self.discard(st);

@@ -17,6 +17,7 @@ both_engines!(
     frames_larger_than_a_buffer_are_assembled,
     overlong_line_is_reported_and_the_session_continues,
     trailing_partial_frame_is_reported_at_end_of_stream,
+    trailing_partial_frame_does_not_cut_off_replies_still_coming,
 );
 
 fn packets(sizes: &[u8]) -> Vec<u8> {
@@ -192,5 +193,41 @@ fn trailing_partial_frame_is_reported_at_end_of_stream(engine: EngineChoice) {
     let got = exchange(t.connect(), &[2, b'a', 5, b'b'], true).unwrap();
     assert_eq!(got, [2, b'a']);
     assert_eq!(t.handler().inner().truncated.load(SeqCst), 1);
+    t.finish();
+}
+
+/// Answers each line later, from another thread (as a worker pool would).
+struct LateReplies;
+
+impl FrameHandler for LateReplies {
+    type State = ();
+    type Codec = LineCodec;
+
+    fn codec(&self) -> LineCodec {
+        LineCodec::builder().ending(LineEnding::Crlf).build()
+    }
+
+    fn frame(&self, conn: &mut FramedConn<'_, '_, LineCodec>, _: &mut (), line: IoBuf) {
+        let handle = conn.handle();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut reply = b"+OK ".to_vec();
+            reply.extend_from_slice(&line);
+            reply.extend_from_slice(b"\r\n");
+            handle.write(&reply).unwrap();
+        });
+    }
+}
+
+// Regression: a partial last line at end of stream used to shut down the
+// write side at once, so replies still being produced were refused.
+fn trailing_partial_frame_does_not_cut_off_replies_still_coming(engine: EngineChoice) {
+    let t = start(engine, Framed::new(LateReplies));
+    let got = exchange(t.connect(), b"one\r\ntwo\r\nunfinish", true).unwrap();
+    let got = String::from_utf8(got).unwrap();
+    assert!(
+        got.contains("+OK one\r\n") && got.contains("+OK two\r\n"),
+        "{got:?}"
+    );
     t.finish();
 }
