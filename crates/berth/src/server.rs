@@ -32,6 +32,7 @@ pub struct ServerBuilder {
     backlog: i32,
     engine: Option<EngineChoice>,
     ring_buffers: u16,
+    ring_entries: u32,
     nodelay: bool,
 }
 
@@ -47,6 +48,7 @@ impl Default for ServerBuilder {
             backlog: 1024,
             engine: None,
             ring_buffers: 256,
+            ring_entries: 1024,
             nodelay: true,
         }
     }
@@ -104,6 +106,15 @@ impl ServerBuilder {
     /// Receive buffers per IO thread in the io_uring buffer ring (default 256).
     pub fn ring_buffers(mut self, n: u16) -> Self {
         self.ring_buffers = n.max(1);
+        self
+    }
+
+    /// Submission queue entries per io_uring (default 1024; the completion
+    /// queue gets eight times as many). A small ring still works — a full
+    /// submission queue waits in order, an overflowing completion queue is
+    /// kept by the kernel — but it batches less.
+    pub fn ring_entries(mut self, n: u32) -> Self {
+        self.ring_entries = n.clamp(2, 32768).next_power_of_two();
         self
     }
 
@@ -183,6 +194,7 @@ impl ServerBuilder {
         let config = ThreadConfig {
             max_pooled_conns: self.max_pooled_connections,
             ring_buffers: self.ring_buffers,
+            ring_entries: self.ring_entries,
             nodelay: self.nodelay,
         };
         let mailboxes: Arc<[Arc<Mailbox>]> = (0..self.io_threads)

@@ -18,6 +18,7 @@ use crate::mailbox::{Command, Mailbox};
 pub(crate) struct ThreadConfig {
     pub max_pooled_conns: usize,
     pub ring_buffers: u16,
+    pub ring_entries: u32,
     pub nodelay: bool,
 }
 

@@ -35,7 +35,6 @@ const K_CONNECT: u64 = 6;
 
 /// Most buffers gathered into one `sendmsg`.
 const MAX_IOV: usize = 8;
-const SQ_ENTRIES: u32 = 1024;
 const BGID: u16 = 0;
 
 fn user_data(kind: u64, key: Key) -> u64 {
@@ -107,24 +106,46 @@ struct Ring {
     bufs: BufRing,
     pool: BufPool,
     inflight: usize,
+    /// Entries that did not fit in a full submission queue, in order. They
+    /// go to the kernel before the next wait; pushing never blocks or spins
+    /// (the kernel may refuse submissions while completions overflow, and
+    /// completions can only be reaped by the loop, not inside a callback).
+    backlog: VecDeque<squeue::Entry>,
 }
 
 impl Ring {
     fn push(&mut self, entry: squeue::Entry) {
         self.inflight += 1;
-        loop {
-            // SAFETY: every entry built in this module points only at memory
-            // the engine keeps alive until the entry's final completion: a
-            // connection's send buffers stay in its write queue and its
-            // iovecs/msghdr in its boxed table entry until it is released,
-            // which happens only after its last completion; the wake-up
-            // buffer lives as long as the thread's loop.
-            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                return;
+        if self.backlog.is_empty() && self.try_push(&entry) {
+            return;
+        }
+        // Full: hand what is queued to the kernel once, then keep order.
+        if self.backlog.is_empty() && self.ring.submit().is_ok() && self.try_push(&entry) {
+            return;
+        }
+        self.backlog.push_back(entry);
+    }
+
+    fn try_push(&mut self, entry: &squeue::Entry) -> bool {
+        // SAFETY: every entry built in this module points only at memory
+        // the engine keeps alive until the entry's final completion: a
+        // connection's send buffers stay in its write queue and its
+        // iovecs/msghdr in its boxed table entry until it is released,
+        // which happens only after its last completion; the wake-up buffer
+        // lives as long as the thread's loop; a probe's memory outlives it.
+        unsafe { self.ring.submission().push(entry) }.is_ok()
+    }
+
+    /// Move backlogged entries into the submission queue, submitting as it
+    /// fills. Stops (to let the loop reap) if the kernel refuses more.
+    fn flush_backlog(&mut self) {
+        while let Some(entry) = self.backlog.pop_front() {
+            if self.try_push(&entry) {
+                continue;
             }
-            // Full: hand the queued entries to the kernel and retry.
-            if let Err(err) = self.ring.submit() {
-                tracing::warn!(%err, "io_uring submit failed while the queue was full");
+            if self.ring.submit().is_err() || !self.try_push(&entry) {
+                self.backlog.push_front(entry);
+                return;
             }
         }
     }
@@ -273,7 +294,7 @@ pub(crate) fn run<H: Handler>(
     ready: mpsc::Sender<io::Result<()>>,
 ) -> io::Result<()> {
     // The ring is created on its own thread: SINGLE_ISSUER ties it to this task.
-    let setup = build_ring(SQ_ENTRIES).and_then(|ring| {
+    let setup = build_ring(ctx.config.ring_entries).and_then(|ring| {
         let bufs = BufRing::new(&ring, &ctx.pool, ctx.config.ring_buffers, BGID)?;
         Ok((ring, bufs))
     });
@@ -292,6 +313,7 @@ pub(crate) fn run<H: Handler>(
             bufs,
             pool: ctx.pool.clone(),
             inflight: 0,
+            backlog: VecDeque::new(),
         },
         acceptor: ctx
             .listener
@@ -362,6 +384,7 @@ impl<H: Handler> UringThread<H> {
 
     /// Submit what is queued and wait for at least one completion (or the timer).
     fn enter(&mut self, timer: Option<Instant>) -> io::Result<()> {
+        self.be.flush_backlog();
         let want = usize::from(self.be.ring.completion().is_empty());
         let res = match timer {
             Some(at) => {
