@@ -31,6 +31,7 @@ both_engines!(
     panicking_callback_aborts_only_its_connection,
     dropping_a_server_without_shutdown_does_not_hang,
     tiny_ring_and_scarce_buffers_lose_nothing,
+    end_of_stream_arriving_with_the_data_is_seen,
 );
 
 /// An echo handler that counts the callbacks.
@@ -569,5 +570,22 @@ fn tiny_ring_and_scarce_buffers_lose_nothing(engine: EngineChoice) {
     for c in clients {
         c.join().expect("client got its echo");
     }
+    t.finish();
+}
+
+/// Regression (epoll): a short read was taken to mean "nothing more to
+/// read", but a FIN that arrived with the data brings no further edge, so
+/// end-of-stream was never seen and the connection hung.
+fn end_of_stream_arriving_with_the_data_is_seen(engine: EngineChoice) {
+    let t = start(engine, Echo::default());
+    for i in 0..50u8 {
+        let got = exchange(t.connect(), &[i; 7], true).unwrap();
+        assert_eq!(got, [i; 7]);
+    }
+    assert!(eventually(IO_TIMEOUT, || t
+        .handler()
+        .client_closed
+        .load(SeqCst)
+        == 50));
     t.finish();
 }

@@ -52,6 +52,9 @@ pub(crate) struct EpollIo {
     sock: MioStream,
     /// Readable as far as we know (edge-triggered: until a read says EAGAIN).
     readable: bool,
+    /// The peer's end of stream (or an error) was reported: keep reading
+    /// until the read that returns it, whatever the size of earlier reads.
+    read_closed: bool,
     writable: bool,
     want_read: bool,
     queued: bool,
@@ -80,6 +83,7 @@ impl Backend for Epoll {
         Ok(EpollIo {
             sock: MioStream::from_std(stream),
             readable: true,
+            read_closed: false,
             writable: true,
             want_read: false,
             queued: false,
@@ -276,20 +280,20 @@ impl<H: Handler> EpollThread<H> {
                         let _ = self.be.registry.deregister(&mut SourceFd(&fd));
                         self.connector.ready(&mut self.core, &mut self.be, key);
                     }
-                    t => self.on_event(
-                        key_of(t),
-                        event.is_readable() || event.is_read_closed() || event.is_error(),
-                        event.is_writable(),
-                    ),
+                    t => self.on_event(key_of(t), event),
                 }
             }
         }
     }
 
-    fn on_event(&mut self, key: Key, readable: bool, writable: bool) {
+    fn on_event(&mut self, key: Key, event: &mio::event::Event) {
         let Some(io) = self.core.io_mut(key) else {
             return;
         };
+        let closed = event.is_read_closed() || event.is_error();
+        let readable = event.is_readable() || closed;
+        let writable = event.is_writable();
+        io.read_closed |= closed;
         if readable {
             io.readable = true;
             self.be.schedule(key, io);
@@ -367,8 +371,19 @@ impl<H: Handler> EpollThread<H> {
                         break;
                     }
                     Ok(n) => {
+                        // A short read emptied the socket: skip the read that
+                        // would only say EAGAIN (the next arrival is a new
+                        // edge) — unless the end of stream was reported, which
+                        // brings no further edge and needs its own read.
+                        let drained = n < buf.remaining() && !io.read_closed;
+                        if drained {
+                            io.readable = false;
+                        }
                         buf.advance(n);
                         self.core.on_data(&mut self.be, key, buf.freeze());
+                        if drained {
+                            break;
+                        }
                     }
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                         io.readable = false;
