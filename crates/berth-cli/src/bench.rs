@@ -283,24 +283,42 @@ struct Report {
     conns_per_sec: Option<f64>,
 }
 
+/// The numbers a report prints, computed once.
+struct Figures {
+    msgs_per_sec: f64,
+    mb_per_sec: f64,
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
 impl Report {
-    fn msgs_per_sec(&self) -> f64 {
-        self.messages as f64 / self.secs
+    fn figures(&self) -> Figures {
+        let msgs_per_sec = self.messages as f64 / self.secs;
+        Figures {
+            msgs_per_sec,
+            mb_per_sec: msgs_per_sec * self.size as f64 / 1e6,
+            p50: self.hist.value_at_quantile(0.5),
+            p99: self.hist.value_at_quantile(0.99),
+            p999: self.hist.value_at_quantile(0.999),
+            max: self.hist.max(),
+        }
     }
 
     fn json(&self) -> String {
-        let q = |p: f64| self.hist.value_at_quantile(p) as f64;
+        let f = self.figures();
         let mut s = format!(
             "{{\"messages\": {}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"p50_us\": {}, \
              \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}, \"mismatches\": {}, \
              \"connect_errors\": {}, \"closes\": {}",
             self.messages,
-            self.msgs_per_sec(),
-            self.msgs_per_sec() * self.size as f64 / 1e6,
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            self.hist.max(),
+            f.msgs_per_sec,
+            f.mb_per_sec,
+            f.p50,
+            f.p99,
+            f.p999,
+            f.max,
             self.mismatches,
             self.connect_errors,
             self.closes
@@ -313,24 +331,24 @@ impl Report {
     }
 
     fn table(&self) -> String {
-        let q = |p: f64| self.hist.value_at_quantile(p);
+        let f = self.figures();
         let mut s = format!(
-            "messages      {}\nmessages/s    {:.0}\nMB/s          {:.2}\n\
-             latency (µs)  p50 {}  p99 {}  p99.9 {}  max {}\n\
-             mismatches    {}\nconnect errors {}\ncloses        {}\n",
+            "messages       {}\nmessages/s     {:.0}\nMB/s           {:.2}\n\
+             latency (µs)   p50 {}  p99 {}  p99.9 {}  max {}\n\
+             mismatches     {}\nconnect errors {}\ncloses         {}\n",
             self.messages,
-            self.msgs_per_sec(),
-            self.msgs_per_sec() * self.size as f64 / 1e6,
-            q(0.5),
-            q(0.99),
-            q(0.999),
-            self.hist.max(),
+            f.msgs_per_sec,
+            f.mb_per_sec,
+            f.p50,
+            f.p99,
+            f.p999,
+            f.max,
             self.mismatches,
             self.connect_errors,
             self.closes
         );
         if let Some(c) = self.conns_per_sec {
-            s.push_str(&format!("connections/s {c:.0}\n"));
+            s.push_str(&format!("connections/s  {c:.0}\n"));
         }
         s
     }
@@ -461,6 +479,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         return Err(format!(
             "{} echoed messages did not match",
             report.mismatches
+        ));
+    }
+    if report.messages == 0 && report.conns_per_sec.is_none_or(|c| c == 0.0) {
+        return Err(format!(
+            "no message was echoed by {} ({} connect errors)",
+            args.addr, report.connect_errors
         ));
     }
     Ok(())

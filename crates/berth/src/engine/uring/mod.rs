@@ -33,6 +33,13 @@ const K_ACCEPT: u64 = 4;
 const K_WAKE: u64 = 5;
 const K_CONNECT: u64 = 6;
 
+/// The key in the `user_data` of operations that belong to the thread, not
+/// to a connection (accept, wake-up).
+const THREAD_OP: Key = Key {
+    idx: 0,
+    generation: 0,
+};
+
 /// Most buffers gathered into one `sendmsg`.
 const MAX_IOV: usize = 8;
 const BGID: u16 = 0;
@@ -522,16 +529,14 @@ impl<H: Handler> UringThread<H> {
         } else if res != -libc::ECANCELED {
             let err = io::Error::from_raw_os_error(-res);
             if acceptor.failed(&err, &*self.core.handler) && more {
-                self.be.cancel(
-                    K_ACCEPT,
-                    Key {
-                        idx: 0,
-                        generation: 0,
-                    },
-                );
-                self.accept = OpState::Cancelling;
+                self.cancel_accept();
             }
         }
+    }
+
+    fn cancel_accept(&mut self) {
+        self.be.cancel(K_ACCEPT, THREAD_OP);
+        self.accept = OpState::Cancelling;
     }
 
     /// Arm or cancel the multishot accept to match the accept policy.
@@ -540,6 +545,7 @@ impl<H: Handler> UringThread<H> {
             return;
         };
         let want = acceptor.wants_accept(Instant::now()) && self.listener.is_some();
+        let stopped = acceptor.stopped;
         match (want, self.accept) {
             (true, OpState::Idle) => {
                 let fd = types::Fd(self.listener.as_ref().map_or(-1, |l| l.as_raw_fd()));
@@ -550,19 +556,10 @@ impl<H: Handler> UringThread<H> {
                 self.be.push(sqe);
                 self.accept = OpState::Armed;
             }
-            (false, OpState::Armed) => {
-                self.be.cancel(
-                    K_ACCEPT,
-                    Key {
-                        idx: 0,
-                        generation: 0,
-                    },
-                );
-                self.accept = OpState::Cancelling;
-            }
+            (false, OpState::Armed) => self.cancel_accept(),
             _ => {}
         }
-        if acceptor.stopped && self.accept == OpState::Idle {
+        if stopped && self.accept == OpState::Idle {
             self.listener = None; // stop listening: close the socket
         }
     }
@@ -571,26 +568,14 @@ impl<H: Handler> UringThread<H> {
     /// the buffer ring go.
     fn teardown(&mut self) {
         if self.wake == OpState::Armed {
-            self.be.cancel(
-                K_WAKE,
-                Key {
-                    idx: 0,
-                    generation: 0,
-                },
-            );
+            self.be.cancel(K_WAKE, THREAD_OP);
             self.wake = OpState::Cancelling;
         }
         if self.core.live() > 0 {
             self.core.abort_all(&mut self.be);
         }
         if self.accept == OpState::Armed {
-            self.be.cancel(
-                K_ACCEPT,
-                Key {
-                    idx: 0,
-                    generation: 0,
-                },
-            );
+            self.be.cancel(K_ACCEPT, THREAD_OP);
         }
         let give_up = Instant::now() + Duration::from_secs(5);
         while self.be.inflight > 0 && Instant::now() < give_up {
