@@ -1,25 +1,13 @@
 //! The `berth` executable: flags, errors, signals, descriptor exhaustion and
 //! the engine fallback. Each server test runs once per engine.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-const TIMEOUT: Duration = Duration::from_secs(20);
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
 
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod uring {
-            $( #[test] fn $name() { super::$name("uring") } )*
-        }
-        mod epoll {
-            $( #[test] fn $name() { super::$name("epoll") } )*
-        }
-    };
-}
+use support::{BERTH, Running, berth, both_engines, read_all};
 
 both_engines!(
     echo_binary_echoes_with_welcome_and_half_close,
@@ -28,121 +16,10 @@ both_engines!(
     running_out_of_descriptors_backs_off_without_spinning_and_recovers,
 );
 
-/// A `berth` server process; killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn berth");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut r = Running {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            lines,
-            log: Vec::new(),
-        };
-        let line = r.wait_for("listening");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
-            .expect("listening line names the address");
-        r.addr = addr.parse().unwrap();
-        r
-    }
-
-    /// Wait for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let end = Instant::now() + TIMEOUT;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no log line with {needle:?}; log so far: {:#?}", self.log);
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect_timeout(&self.addr, TIMEOUT).unwrap();
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        s.set_write_timeout(Some(TIMEOUT)).unwrap();
-        s
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let end = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < end, "berth did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// CPU time (user + system) the process has used, in clock ticks.
-    fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after_comm.split_whitespace().collect();
-        // Fields 14 and 15 of stat (utime, stime), counted from after the comm.
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn berth(args: &[&str]) -> Command {
-    let mut c = Command::new(BERTH);
-    c.args(args)
-        .env_remove("BERTH_ENGINE")
-        .env_remove("BERTH_LOG");
-    c
-}
-
 fn server(sub: &str, engine: &str, extra: &[&str]) -> Running {
     let mut args = vec![sub, "--listen", "127.0.0.1:0", "--engine", engine];
     args.extend_from_slice(extra);
     Running::spawn(berth(&args))
-}
-
-fn read_all(s: &mut TcpStream) -> Vec<u8> {
-    let mut v = Vec::new();
-    s.read_to_end(&mut v).unwrap();
-    v
 }
 
 fn echo_binary_echoes_with_welcome_and_half_close(engine: &str) {

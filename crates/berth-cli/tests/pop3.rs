@@ -3,30 +3,18 @@
 //! test runs once per engine, on Maildirs built in temporary directories.
 //! Every wait is bounded.
 
+mod support;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
+use support::{Running, berth, both_engines, run_bounded};
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pop3_client.py");
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod uring {
-            $( #[test] fn $name() { super::$name("uring") } )*
-        }
-        mod epoll {
-            $( #[test] fn $name() { super::$name("epoll") } )*
-        }
-    };
-}
 
 both_engines!(
     logs_in_with_user_pass_and_apop,
@@ -43,114 +31,15 @@ both_engines!(
     sigterm_ends_sessions_without_deleting,
 );
 
-/// A `berth` server process; killed on drop.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
+/// POP3 client scenarios against a running server.
+trait Pop3Client {
+    /// Run a client scenario against this server.
+    fn client(&self, scenario: &str, args: &[&str]) -> Value;
 }
 
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn berth");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut r = Running {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            lines,
-            log: Vec::new(),
-        };
-        let line = r.wait_for("listening");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
-            .expect("listening line names the address");
-        r.addr = addr.parse().unwrap();
-        r
-    }
-
-    /// Wait for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let end = Instant::now() + TIMEOUT;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no log line with {needle:?}; log so far: {:#?}", self.log);
-    }
-
-    /// Run a client scenario against this server.
+impl Pop3Client for Running {
     fn client(&self, scenario: &str, args: &[&str]) -> Value {
         pop3_client(self.addr, scenario, args)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn berth(args: &[&str]) -> Command {
-    let mut c = Command::new(BERTH);
-    c.args(args)
-        .env_remove("BERTH_ENGINE")
-        .env_remove("BERTH_LOG");
-    c
-}
-
-/// Run `cmd` to completion, killing it if it takes longer than `TIMEOUT`.
-fn run_bounded(mut cmd: Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stdout.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let end = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
     }
 }
 
@@ -509,8 +398,7 @@ fn pipelined_commands_are_answered_in_order(engine: &str) {
     let fx = Fixture::new(&[("alice", "wonderland")]);
     let paths = fx.mailbox("alice", &messages(3));
     let srv = fx.serve(engine, &[]);
-    let mut s = TcpStream::connect_timeout(&srv.addr, TIMEOUT).unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut s = srv.connect();
     s.set_nodelay(true).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     let (greeting, _) = response(&mut r, false);
@@ -589,8 +477,7 @@ fn sigterm_ends_sessions_without_deleting(engine: &str) {
     let fx = Fixture::new(&[("alice", "wonderland")]);
     let paths = fx.mailbox("alice", &messages(2));
     let mut srv = fx.serve(engine, &["--drain-timeout", "5"]);
-    let mut s = TcpStream::connect_timeout(&srv.addr, TIMEOUT).unwrap();
-    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut s = srv.connect();
     let mut r = BufReader::new(s.try_clone().unwrap());
     assert!(response(&mut r, false).0.starts_with("+OK"));
     for (command, expected) in [
@@ -602,25 +489,12 @@ fn sigterm_ends_sessions_without_deleting(engine: &str) {
         let (status, _) = response(&mut r, false);
         assert!(status.starts_with(expected), "{command}: {status}");
     }
-    let ok = Command::new("kill")
-        .args(["-TERM", &srv.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    srv.signal("-TERM");
     let mut rest = Vec::new();
     r.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     // The process exits (the janitor and worker threads stop).
-    let end = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = srv.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < end, "berth did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(status.success());
+    assert!(srv.wait_exit().success());
     srv.wait_for("stopped");
     assert!(paths.iter().all(|p| p.exists()));
 }

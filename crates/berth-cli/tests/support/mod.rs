@@ -1,0 +1,190 @@
+//! Test support shared by the integration tests of the `berth` executable:
+//! one test per engine, a spawned server process with its log, and bounded
+//! waits. Each test file uses it with `mod support;`.
+
+// Each test file is its own crate and uses only some of these helpers.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The `berth` executable under test.
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// The bound on every wait: log lines, connections, reads, process exit.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Define one `#[test]` per engine for each named function taking the
+/// engine name: `uring::NAME` calls `NAME("uring")`, `epoll::NAME` calls
+/// `NAME("epoll")`.
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod uring {
+            $( #[test] fn $name() { super::$name("uring") } )*
+        }
+        mod epoll {
+            $( #[test] fn $name() { super::$name("epoll") } )*
+        }
+    };
+}
+pub(crate) use both_engines;
+
+/// A `berth` server process; killed on drop.
+pub struct Running {
+    pub child: Child,
+    /// The address from the `listening addr=...` log line.
+    pub addr: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    /// The log lines read so far.
+    pub log: Vec<String>,
+}
+
+impl Running {
+    /// Spawn `cmd` with its stderr captured, and wait until it logs the
+    /// address it listens on.
+    pub fn spawn(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn berth");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut r = Running {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            lines,
+            log: Vec::new(),
+        };
+        let line = r.wait_for("listening");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .expect("listening line names the address");
+        r.addr = addr.parse().unwrap();
+        r
+    }
+
+    /// Wait for a log line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let end = Instant::now() + TIMEOUT;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {needle:?}; log so far: {:#?}", self.log);
+    }
+
+    /// A connection to the server, with read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect_timeout(&self.addr, TIMEOUT).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(TIMEOUT)).unwrap();
+        s
+    }
+
+    /// Send a signal (`"-TERM"`, ...) to the server with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Wait for the server to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let end = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < end, "berth did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// CPU time (user + system) the process has used, in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_comm.split_whitespace().collect();
+        // Fields 14 and 15 of stat (utime, stime), counted from after the comm.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `berth ARGS...`, with the engine and log level left to the flags.
+pub fn berth(args: &[&str]) -> Command {
+    let mut c = Command::new(BERTH);
+    c.args(args)
+        .env_remove("BERTH_ENGINE")
+        .env_remove("BERTH_LOG");
+    c
+}
+
+/// Run `cmd` to completion, killing it if it takes longer than `TIMEOUT`.
+pub fn run_bounded(mut cmd: Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stdout.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Read `s` to end of stream.
+pub fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v).unwrap();
+    v
+}
