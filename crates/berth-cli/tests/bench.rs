@@ -1,0 +1,114 @@
+//! `berth bench` against berth's own servers: every mode checks every echoed
+//! byte, reports JSON, and fails clearly when nothing answers.
+
+mod support;
+
+use support::*;
+
+both_engines!(
+    bench_ping_pong_and_pipelined_against_echo,
+    bench_packet_mode_against_packet_echo,
+    bench_churn_and_open_loop,
+);
+
+/// Run `berth bench` against `srv` and return its JSON line.
+fn bench(srv: &Running, engine: &str, extra: &[&str]) -> String {
+    let addr = srv.addr.to_string();
+    let mut args = vec![
+        "bench",
+        "--addr",
+        &addr,
+        "--engine",
+        engine,
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = run_bounded(berth(&args));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "bench failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout.trim().to_owned()
+}
+
+/// A number field of the bench's one-line JSON.
+fn field(json: &str, name: &str) -> f64 {
+    let at = json
+        .find(&format!("\"{name}\": "))
+        .unwrap_or_else(|| panic!("{name} in {json}"));
+    let rest = &json[at + name.len() + 4..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].trim().parse().unwrap()
+}
+
+fn server(sub: &str, engine: &str) -> Running {
+    Running::spawn(berth(&[sub, "--listen", "127.0.0.1:0", "--engine", engine]))
+}
+
+fn bench_ping_pong_and_pipelined_against_echo(engine: &str) {
+    let srv = server("echo", engine);
+    for extra in [
+        &["--conns", "10"][..],
+        &["--conns", "10", "--depth", "8", "--size", "4096"],
+    ] {
+        let json = bench(&srv, engine, extra);
+        assert!(field(&json, "messages") > 0.0, "{json}");
+        assert_eq!(field(&json, "mismatches"), 0.0, "{json}");
+        assert_eq!(field(&json, "connect_errors"), 0.0, "{json}");
+        assert!(field(&json, "p99_us") >= field(&json, "p50_us"), "{json}");
+    }
+}
+
+fn bench_packet_mode_against_packet_echo(engine: &str) {
+    let srv = server("packet-echo", engine);
+    // 1000-byte messages travel as several packets of at most 255 bytes.
+    let json = bench(
+        &srv,
+        engine,
+        &["--mode", "packet", "--size", "1000", "--conns", "4"],
+    );
+    assert!(field(&json, "messages") > 0.0, "{json}");
+    assert_eq!(field(&json, "mismatches"), 0.0, "{json}");
+}
+
+fn bench_churn_and_open_loop(engine: &str) {
+    let srv = server("echo", engine);
+    let json = bench(&srv, engine, &["--churn", "--conns", "4"]);
+    assert!(field(&json, "conns_per_sec") > 0.0, "{json}");
+    let json = bench(&srv, engine, &["--conns", "4", "--rate", "2000"]);
+    let rate = field(&json, "msgs_per_sec");
+    assert!(
+        (1000.0..3000.0).contains(&rate),
+        "open loop at 2000/s gave {rate}: {json}"
+    );
+}
+
+#[test]
+fn bench_against_nothing_fails_with_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let out = run_bounded(berth(&[
+        "bench",
+        "--addr",
+        &addr,
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no message was echoed"), "{err}");
+}
