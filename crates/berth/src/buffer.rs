@@ -342,6 +342,22 @@ impl IoBuf {
         self.len = self.len.min(len);
     }
 
+    /// Append `next` to this view without copying, if `next` starts exactly
+    /// where this view ends in the same block (as consecutive frames split
+    /// from one received buffer do). Returns whether it was appended.
+    pub fn try_append(&mut self, next: &IoBuf) -> bool {
+        let same = match (&self.block, &next.block) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if same && self.off + self.len == next.off {
+            self.len += next.len;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Turn back into a writable buffer when this is the only view of its
     /// block: the data moves to the front of the block (as the seed's
     /// read-into-the-same-buffer does), leaving the rest as spare capacity.
@@ -496,6 +512,23 @@ mod tests {
         assert_eq!(pool.stats().allocated, 1);
         drop((head, all, tail));
         assert_eq!(pool.stats().in_use, 0);
+    }
+
+    #[test]
+    fn adjacent_views_of_one_block_append_without_copy() {
+        let pool = BufPool::new(32, 2);
+        let mut b = pool.alloc();
+        b.extend_from_slice(b"abcdefgh");
+        let mut all = b.freeze();
+        let mut first = all.split_to(3);
+        let second = all.split_to(2);
+        assert!(first.try_append(&second));
+        assert_eq!(&*first, b"abcde");
+        // Not adjacent (a gap), and not the same block: refused.
+        assert!(!first.try_append(&all.slice(1..)));
+        assert!(!first.try_append(&IoBuf::from(vec![1, 2])));
+        assert!(first.try_append(&all));
+        assert_eq!(&*first, b"abcdefgh");
     }
 
     #[test]

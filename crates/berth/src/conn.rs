@@ -151,7 +151,13 @@ impl ConnState {
         self.check_writable()?;
         if !buf.is_empty() {
             self.wq_bytes += buf.len();
-            self.wq.push_back(buf);
+            // Consecutive slices of one block (frames cut from one read)
+            // go out as one buffer: fewer, larger sends, still no copy. A
+            // send in flight keeps the pointer and length it was given.
+            let merged = self.wq.back_mut().is_some_and(|last| last.try_append(&buf));
+            if !merged {
+                self.wq.push_back(buf);
+            }
         }
         Ok(())
     }

@@ -86,6 +86,8 @@ pub trait Handler: Send + Sync + 'static {
     fn read_completed(&self, conn: &mut Conn<'_>, state: &mut Self::State, buf: IoBuf);
 
     /// A write finished: every byte of `buf` was handed to the kernel.
+    /// Writes of adjacent slices of one buffer (frames cut from one read)
+    /// are sent, and reported here, as one buffer.
     fn write_completed(&self, conn: &mut Conn<'_>, state: &mut Self::State, buf: IoBuf) {
         let _ = (conn, state, buf);
     }
