@@ -283,74 +283,52 @@ struct Report {
     conns_per_sec: Option<f64>,
 }
 
-/// The numbers a report prints, computed once.
-struct Figures {
-    msgs_per_sec: f64,
-    mb_per_sec: f64,
-    p50: u64,
-    p99: u64,
-    p999: u64,
-    max: u64,
-}
-
 impl Report {
-    fn figures(&self) -> Figures {
+    /// Every figure the report prints: JSON key, table label, value.
+    fn fields(&self) -> Vec<(&'static str, &'static str, String)> {
         let msgs_per_sec = self.messages as f64 / self.secs;
-        Figures {
-            msgs_per_sec,
-            mb_per_sec: msgs_per_sec * self.size as f64 / 1e6,
-            p50: self.hist.value_at_quantile(0.5),
-            p99: self.hist.value_at_quantile(0.99),
-            p999: self.hist.value_at_quantile(0.999),
-            max: self.hist.max(),
+        let q = |p: f64| self.hist.value_at_quantile(p).to_string();
+        let mut fields = vec![
+            ("messages", "messages", self.messages.to_string()),
+            ("msgs_per_sec", "messages/s", format!("{msgs_per_sec:.1}")),
+            (
+                "mb_per_sec",
+                "MB/s",
+                format!("{:.3}", msgs_per_sec * self.size as f64 / 1e6),
+            ),
+            ("p50_us", "latency p50 (µs)", q(0.5)),
+            ("p99_us", "latency p99 (µs)", q(0.99)),
+            ("p999_us", "latency p99.9 (µs)", q(0.999)),
+            ("max_us", "latency max (µs)", self.hist.max().to_string()),
+            ("mismatches", "mismatches", self.mismatches.to_string()),
+            (
+                "connect_errors",
+                "connect errors",
+                self.connect_errors.to_string(),
+            ),
+            ("closes", "unexpected closes", self.closes.to_string()),
+        ];
+        if let Some(c) = self.conns_per_sec {
+            fields.push(("conns_per_sec", "connections/s", format!("{c:.1}")));
         }
+        fields
     }
 
+    /// One JSON object on one line (numbers only, so no escaping).
     fn json(&self) -> String {
-        let f = self.figures();
-        let mut s = format!(
-            "{{\"messages\": {}, \"msgs_per_sec\": {:.1}, \"mb_per_sec\": {:.3}, \"p50_us\": {}, \
-             \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}, \"mismatches\": {}, \
-             \"connect_errors\": {}, \"closes\": {}",
-            self.messages,
-            f.msgs_per_sec,
-            f.mb_per_sec,
-            f.p50,
-            f.p99,
-            f.p999,
-            f.max,
-            self.mismatches,
-            self.connect_errors,
-            self.closes
-        );
-        if let Some(c) = self.conns_per_sec {
-            s.push_str(&format!(", \"conns_per_sec\": {c:.1}"));
-        }
-        s.push('}');
-        s
+        let body: Vec<String> = self
+            .fields()
+            .iter()
+            .map(|(key, _, value)| format!("\"{key}\": {value}"))
+            .collect();
+        format!("{{{}}}", body.join(", "))
     }
 
     fn table(&self) -> String {
-        let f = self.figures();
-        let mut s = format!(
-            "messages       {}\nmessages/s     {:.0}\nMB/s           {:.2}\n\
-             latency (µs)   p50 {}  p99 {}  p99.9 {}  max {}\n\
-             mismatches     {}\nconnect errors {}\ncloses         {}\n",
-            self.messages,
-            f.msgs_per_sec,
-            f.mb_per_sec,
-            f.p50,
-            f.p99,
-            f.p999,
-            f.max,
-            self.mismatches,
-            self.connect_errors,
-            self.closes
-        );
-        if let Some(c) = self.conns_per_sec {
-            s.push_str(&format!("connections/s  {c:.0}\n"));
-        }
-        s
+        self.fields()
+            .iter()
+            .map(|(_, label, value)| format!("{label:<20} {value}\n"))
+            .collect()
     }
 }
 
