@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-use berth::{
-    Closing, Conn, ConnError, ConnHandle, EngineChoice, Handler, IoBuf, ServerEvent, Shutdown,
-};
+use berth::{Closing, Conn, ConnError, EngineChoice, Handler, IoBuf, ServerEvent, Shutdown};
 use common::*;
 
 both_engines!(
@@ -266,22 +264,6 @@ fn handed_off_connection_without_handle_is_aborted(engine: EngineChoice) {
     let err = s.read(&mut buf).expect_err("abortive close");
     assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
     t.finish();
-}
-
-/// Hands each new connection's handle to the test.
-struct HandOut(Mutex<mpsc::Sender<ConnHandle>>);
-
-impl Handler for HandOut {
-    type State = ();
-    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
-        let _ = self.0.lock().unwrap().send(conn.handle());
-    }
-    fn read_completed(&self, _: &mut Conn<'_>, _: &mut (), _: IoBuf) {}
-}
-
-fn hand_out(engine: EngineChoice) -> (TestServer<HandOut>, mpsc::Receiver<ConnHandle>) {
-    let (tx, rx) = mpsc::channel();
-    (start(engine, HandOut(Mutex::new(tx))), rx)
 }
 
 fn writes_from_eight_threads_keep_each_writers_order(engine: EngineChoice) {

@@ -3,9 +3,9 @@
 mod common;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use berth::{Conn, ConnError, ConnHandle, EngineChoice, Handler, IoBuf, WorkerPool, WorkerStats};
@@ -118,14 +118,8 @@ fn replies_come_back_in_line_order(engine: EngineChoice) {
     let pool = pool(4, 16);
     let t = start_lines(engine, &pool, echo_after(300));
     let data = numbered(500);
-    let clients: Vec<_> = (0..3)
-        .map(|_| {
-            let (s, data) = (t.connect(), data.clone());
-            std::thread::spawn(move || exchange(s, &data, true).unwrap())
-        })
-        .collect();
-    for c in clients {
-        assert!(c.join().unwrap() == data, "replies out of order or missing");
+    for reply in exchange_from_clients(&t, 3, &data) {
+        assert!(reply == data, "replies out of order or missing");
     }
     assert_eq!(settled(&pool).completed, 1500);
     t.finish();
@@ -196,14 +190,8 @@ fn jobs_of_one_connection_never_overlap(engine: EngineChoice) {
         })
     });
     let data = numbered(150);
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (s, data) = (t.connect(), data.clone());
-            std::thread::spawn(move || exchange(s, &data, true).unwrap())
-        })
-        .collect();
-    for c in clients {
-        assert!(c.join().unwrap() == data);
+    for reply in exchange_from_clients(&t, 8, &data) {
+        assert!(reply == data);
     }
     assert_eq!(
         overlaps.load(SeqCst),
@@ -311,21 +299,9 @@ fn jobs_of_a_closed_connection_still_run_and_are_forgotten(engine: EngineChoice)
     t.finish();
 }
 
-/// Hands each new connection's handle to the test.
-struct HandOut(Mutex<mpsc::Sender<ConnHandle>>);
-
-impl Handler for HandOut {
-    type State = ();
-    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
-        let _ = self.0.lock().unwrap().send(conn.handle());
-    }
-    fn read_completed(&self, _: &mut Conn<'_>, _: &mut (), _: IoBuf) {}
-}
-
 fn submit_to_from_another_thread_keeps_order(engine: EngineChoice) {
     let pool = pool(4, 8);
-    let (tx, rx) = mpsc::channel();
-    let t = start(engine, HandOut(Mutex::new(tx)));
+    let (t, rx) = hand_out(engine);
     let mut s = t.connect();
     let h = rx.recv_timeout(IO_TIMEOUT).unwrap();
     let want = numbered(300);
@@ -352,14 +328,8 @@ fn stats_add_up(engine: EngineChoice) {
     let pool = pool(4, 8);
     let t = start_lines(engine, &pool, echo_after(50));
     let data = numbered(LINES);
-    let clients: Vec<_> = (0..CONNS)
-        .map(|_| {
-            let (s, data) = (t.connect(), data.clone());
-            std::thread::spawn(move || exchange(s, &data, true).unwrap())
-        })
-        .collect();
-    for c in clients {
-        assert!(c.join().unwrap() == data);
+    for reply in exchange_from_clients(&t, CONNS, &data) {
+        assert!(reply == data);
     }
     let s = settled(&pool);
     let want = WorkerStats {

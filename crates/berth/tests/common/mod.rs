@@ -6,7 +6,10 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use berth::{EngineChoice, Handler, PoolStats, Server, ServerBuilder};
+use std::net::SocketAddr as Addr;
+use std::sync::{Mutex, mpsc};
+
+use berth::{Conn, ConnHandle, EngineChoice, Handler, IoBuf, PoolStats, Server, ServerBuilder};
 
 /// Every socket wait in the tests is bounded by this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -138,4 +141,37 @@ pub fn exchange(mut s: TcpStream, data: &[u8], shutdown_write: bool) -> io::Resu
         s.shutdown(std::net::Shutdown::Write)?;
     }
     t.join().expect("reader thread")
+}
+
+/// Hands each new connection's handle to the test; reads are ignored.
+pub struct HandOut(Mutex<mpsc::Sender<ConnHandle>>);
+
+impl Handler for HandOut {
+    type State = ();
+    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: Addr) {
+        let _ = self.0.lock().unwrap().send(conn.handle());
+    }
+    fn read_completed(&self, _: &mut Conn<'_>, _: &mut (), _: IoBuf) {}
+}
+
+/// A server whose connections' handles arrive on the returned receiver.
+pub fn hand_out(engine: EngineChoice) -> (TestServer<HandOut>, mpsc::Receiver<ConnHandle>) {
+    let (tx, rx) = mpsc::channel();
+    (start(engine, HandOut(Mutex::new(tx))), rx)
+}
+
+/// `clients` connections at once each send `data`, half-close, and read the
+/// reply to end-of-file; returns the replies.
+pub fn exchange_from_clients<H: Handler>(
+    t: &TestServer<H>,
+    clients: usize,
+    data: &[u8],
+) -> Vec<Vec<u8>> {
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (s, data) = (t.connect(), data.to_vec());
+            std::thread::spawn(move || exchange(s, &data, true).unwrap())
+        })
+        .collect();
+    threads.into_iter().map(|c| c.join().unwrap()).collect()
 }
