@@ -6,6 +6,12 @@ use clap::Args;
 
 use crate::opts::ServerOpts;
 
+/// The echo servers' receive buffer: they send every received byte
+/// straight back, so a large buffer means fewer, larger receives and sends
+/// for streams (as the C and tokio peers use) and costs nothing for small
+/// messages: only the bytes received are touched.
+const ECHO_BUFFER_SIZE: u32 = 64 * 1024;
+
 /// Flags of `berth echo` and `berth packet-echo`.
 #[derive(Debug, Args)]
 pub struct EchoArgs {
@@ -18,10 +24,11 @@ pub struct EchoArgs {
 
 pub fn run_echo(args: EchoArgs) -> Result<(), String> {
     let welcome = args.welcome.map(String::into_bytes);
-    args.server.serve(Echo::new(welcome))
+    args.server.serve(Echo::new(welcome), ECHO_BUFFER_SIZE)
 }
 
 pub fn run_packet_echo(args: EchoArgs) -> Result<(), String> {
     let welcome = args.welcome.map(String::into_bytes);
-    args.server.serve(Framed::new(PacketEcho::new(welcome)))
+    args.server
+        .serve(Framed::new(PacketEcho::new(welcome)), ECHO_BUFFER_SIZE)
 }

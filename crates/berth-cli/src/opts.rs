@@ -20,10 +20,11 @@ pub struct ServerOpts {
     /// IO engine: auto (io_uring, else epoll), uring or epoll. Default: $BERTH_ENGINE, else auto.
     #[arg(long, value_name = "ENGINE")]
     pub engine: Option<EngineChoice>,
-    /// Size of each IO buffer in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024,
+    /// Size of each IO buffer in bytes [default: 65536 for echo and
+    /// packet-echo, 16384 otherwise].
+    #[arg(long, value_name = "BYTES",
           value_parser = clap::value_parser!(u32).range(64..=(64 * 1024 * 1024)))]
-    pub buffer_size: u32,
+    pub buffer_size: Option<u32>,
     /// Most free IO buffers kept pooled.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_pooled_buffers: usize,
@@ -43,10 +44,11 @@ pub struct ServerOpts {
 }
 
 impl ServerOpts {
-    fn builder(&self) -> ServerBuilder {
+    fn builder(&self, default_buffer_size: u32) -> ServerBuilder {
+        let buffer_size = self.buffer_size.unwrap_or(default_buffer_size);
         let mut b = berth::Server::builder()
             .listen(self.listen)
-            .buffer_size(self.buffer_size as usize)
+            .buffer_size(buffer_size as usize)
             .max_pooled_buffers(self.max_pooled_buffers)
             .max_pooled_connections(self.max_pooled_connections)
             .backlog(self.backlog);
@@ -60,11 +62,15 @@ impl ServerOpts {
     }
 
     /// Start `handler`, serve until SIGTERM/SIGINT, then drain.
-    pub fn serve<H: Handler>(&self, handler: H) -> Result<(), String> {
+    /// `default_buffer_size` applies unless `--buffer-size` is given.
+    pub fn serve<H: Handler>(&self, handler: H, default_buffer_size: u32) -> Result<(), String> {
         init_logging(self.verbose);
         // Before any thread starts, so that every thread inherits the mask.
         let signals = TerminationSignals::block().map_err(|e| format!("signals: {e}"))?;
-        let server = self.builder().start(handler).map_err(|e| e.to_string())?;
+        let server = self
+            .builder(default_buffer_size)
+            .start(handler)
+            .map_err(|e| e.to_string())?;
         let signal = signals.wait().map_err(|e| format!("signals: {e}"))?;
         tracing::info!(?signal, "draining connections");
         server.shutdown(Duration::from_secs(self.drain_timeout));
