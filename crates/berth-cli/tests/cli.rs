@@ -7,12 +7,13 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{BERTH, Running, berth, both_engines, read_all};
+use support::{BERTH, Running, berth, both_engines, read_all, run_bounded};
 
 both_engines!(
     echo_binary_echoes_with_welcome_and_half_close,
     packet_echo_binary_echoes_packets,
     sigterm_drains_and_exits_cleanly,
+    buffer_size_defaults_per_server_and_a_tiny_one_still_echoes_exactly,
     running_out_of_descriptors_backs_off_without_spinning_and_recovers,
 );
 
@@ -54,6 +55,50 @@ fn packet_echo_binary_echoes_packets(engine: &str) {
     }
     s.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(read_all(&mut s), packets);
+}
+
+/// The echo servers default to 64 KiB buffers, pop3 to 16 KiB; a 64-byte
+/// buffer (every receive a fraction of a message) still echoes exactly.
+fn buffer_size_defaults_per_server_and_a_tiny_one_still_echoes_exactly(engine: &str) {
+    let logged = |srv: &Running, size: &str| {
+        srv.log
+            .iter()
+            .any(|l| l.contains("listening") && l.contains(&format!("buffer_size={size}")))
+    };
+    for (sub, size) in [("echo", "65536"), ("packet-echo", "65536")] {
+        let srv = server(sub, engine, &[]);
+        assert!(logged(&srv, size), "{sub}: {:?}", srv.log);
+    }
+    let dir = std::env::temp_dir().join(format!("berth-bufsize-{}-{engine}", std::process::id()));
+    let demo = run_bounded(berth(&["pop3-demo", dir.to_str().unwrap()]));
+    assert!(demo.status.success(), "{demo:?}");
+    let (maildir, users) = (dir.join("maildir"), dir.join("users"));
+    let srv = server(
+        "pop3",
+        engine,
+        &[
+            "--maildir",
+            maildir.to_str().unwrap(),
+            "--users",
+            users.to_str().unwrap(),
+        ],
+    );
+    assert!(logged(&srv, "16384"), "pop3: {:?}", srv.log);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let srv = server("echo", engine, &["--buffer-size", "64"]);
+    assert!(logged(&srv, "64"), "{:?}", srv.log);
+    let mut s = srv.connect();
+    let data: Vec<u8> = (0..(256u32 << 10)).map(|i| (i % 253) as u8).collect();
+    let mut reader = s.try_clone().unwrap();
+    let rd = std::thread::spawn(move || read_all(&mut reader));
+    s.write_all(&data).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(
+        rd.join().unwrap() == data,
+        "echo through 64-byte buffers differs"
+    );
 }
 
 fn sigterm_drains_and_exits_cleanly(engine: &str) {

@@ -164,8 +164,9 @@ impl ServerBuilder {
             })?,
         };
         let local_addr = listener.local_addr().map_err(Error::Listener)?;
+        let buffer_size = self.buffer_size;
         let rt = self.launch(engine, handler, Some(listener))?;
-        tracing::info!(addr = %local_addr, %engine, io_threads = rt.threads.len(), "listening");
+        tracing::info!(addr = %local_addr, %engine, io_threads = rt.threads.len(), buffer_size, "listening");
         rt.handler.server_event(ServerEvent::Started {
             addr: local_addr,
             engine,
