@@ -108,7 +108,9 @@ pub fn run(args: Pop3Args) -> Result<(), String> {
         .map_err(|e| format!("cannot start the autologout thread: {e}"))?;
     // The server (and with it the handler and its janitor) is gone when
     // `serve` returns; then let the workers finish.
-    let served = args.server.serve(Framed::new(handler), 16 * 1024);
+    let served = args
+        .server
+        .serve(Framed::new(handler), berth::DEFAULT_BUFFER_SIZE as u32);
     if !pool.shutdown(POOL_SHUTDOWN_TIMEOUT) {
         tracing::warn!("worker threads still busy at exit");
     }

@@ -59,6 +59,7 @@ pub use framed::{FrameErrorAction, FrameHandler, Framed, FramedConn, FramedState
 pub use handler::{Closing, Handler, ServerEvent};
 pub use listener::ListenerSource;
 pub use server::{
-    Client, DEFAULT_ADDR, Server, ServerBuilder, ServerHandle, ServerStats, ShuttingDown, bind,
+    Client, DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, Server, ServerBuilder, ServerHandle, ServerStats,
+    ShuttingDown, bind,
 };
 pub use worker::{WorkError, WorkerBuildError, WorkerPool, WorkerPoolBuilder, WorkerStats};

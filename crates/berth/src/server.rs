@@ -20,6 +20,9 @@ use crate::mailbox::{Command, Mailbox};
 /// The seed's port.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5001";
 
+/// The default size of each IO buffer, in bytes.
+pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024;
+
 /// Configures and starts a [`Server`]. Every setting has a safe default.
 #[derive(Debug)]
 pub struct ServerBuilder {
@@ -42,7 +45,7 @@ impl Default for ServerBuilder {
             addr: DEFAULT_ADDR.parse().expect("valid default address"),
             listener: None,
             io_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            buffer_size: 16 * 1024,
+            buffer_size: DEFAULT_BUFFER_SIZE,
             max_pooled_buffers: 4096,
             max_pooled_connections: 1024,
             backlog: 1024,
