@@ -42,6 +42,13 @@ struct PoolShared {
 
 /// Return a uniquely owned block to its pool (or free it).
 fn recycle(mut block: Arc<Block>) {
+    // Most drops are of one view among several (a frame cut from a read):
+    // a plain load settles those without `get_mut`'s compare-and-swap. A
+    // racing drop on another thread can at worst free a block instead of
+    // pooling it, exactly as when both `get_mut`s fail.
+    if Arc::strong_count(&block) > 1 {
+        return;
+    }
     let Some(inner) = Arc::get_mut(&mut block) else {
         return; // another view still holds it
     };

@@ -248,18 +248,35 @@ impl LengthFieldCodec {
         }
     }
 
+    /// The field value in `bytes` (exactly one header long). Each width
+    /// has its own fixed-size load: no variable-length copy per frame.
     fn read_field(&self, bytes: &[u8]) -> u64 {
-        let mut word = [0u8; 8];
-        match self.endian {
-            Endian::Big => {
-                word[8 - bytes.len()..].copy_from_slice(bytes);
-                u64::from_be_bytes(word)
-            }
-            Endian::Little => {
-                word[..bytes.len()].copy_from_slice(bytes);
-                u64::from_le_bytes(word)
-            }
+        fn word<const N: usize>(bytes: &[u8]) -> [u8; N] {
+            let mut w = [0u8; N];
+            w.copy_from_slice(&bytes[..N]);
+            w
         }
+        let big = self.endian == Endian::Big;
+        match self.width {
+            LengthWidth::U8 => u64::from(bytes[0]),
+            LengthWidth::U16 if big => u64::from(u16::from_be_bytes(word(bytes))),
+            LengthWidth::U16 => u64::from(u16::from_le_bytes(word(bytes))),
+            LengthWidth::U32 if big => u64::from(u32::from_be_bytes(word(bytes))),
+            LengthWidth::U32 => u64::from(u32::from_le_bytes(word(bytes))),
+            LengthWidth::U64 if big => u64::from_be_bytes(word(bytes)),
+            LengthWidth::U64 => u64::from_le_bytes(word(bytes)),
+        }
+    }
+
+    /// The field value at the front of `src`, once the whole header is there.
+    fn peek_field(&self, src: &InBuf) -> Option<u64> {
+        let header = self.header_len();
+        // Nearly always the header lies in the first chunk: read it in place.
+        if let Some(first) = src.chunks().next().filter(|c| c.len() >= header) {
+            return Some(self.read_field(&first[..header]));
+        }
+        let mut field = [0u8; 8];
+        (src.copy_to(0, &mut field[..header]) == header).then(|| self.read_field(&field[..header]))
     }
 
     /// Check a payload length and write the header for it.
@@ -293,18 +310,16 @@ impl Decoder for LengthFieldCodec {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut InBuf) -> Result<Option<IoBuf>, FrameError> {
-        let header = self.header_len();
-        let mut field = [0u8; 8];
-        if src.copy_to(0, &mut field[..header]) < header {
+        let Some(value) = self.peek_field(src) else {
             return Ok(None);
-        }
-        let frame_len = self.frame_len(self.read_field(&field[..header]))?;
+        };
+        let frame_len = self.frame_len(value)?;
         if src.len() < frame_len {
             return Ok(None);
         }
         let mut frame = src.take(frame_len);
         if self.strip_header {
-            frame.advance(header);
+            frame.advance(self.header_len());
         }
         Ok(Some(frame))
     }
