@@ -49,7 +49,12 @@ pub(crate) enum CloseMode {
 pub(crate) trait Backend {
     /// Per-connection engine state, including the socket.
     type Io;
-    /// Wrap a freshly accepted socket.
+    /// Whether the engine's sockets are in non-blocking mode. Its accept
+    /// creates them that way (no extra system call per connection); only
+    /// outbound sockets are switched before [`Backend::adopt_io`].
+    const NONBLOCKING: bool;
+    /// Wrap a freshly accepted or connected socket, already in the
+    /// [`Backend::NONBLOCKING`] mode.
     fn adopt_io(&mut self, stream: std::net::TcpStream) -> io::Result<Self::Io>;
     /// The connection now has a key (register it with the engine if needed).
     fn attach(&mut self, key: Key, io: &mut Self::Io);

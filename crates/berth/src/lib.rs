@@ -60,6 +60,6 @@ pub use handler::{Closing, Handler, ServerEvent};
 pub use listener::ListenerSource;
 pub use server::{
     Client, DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, Server, ServerBuilder, ServerHandle, ServerStats,
-    ShuttingDown, bind,
+    ShuttingDown, bind, default_ring_buffers,
 };
 pub use worker::{WorkError, WorkerBuildError, WorkerPool, WorkerPoolBuilder, WorkerStats};

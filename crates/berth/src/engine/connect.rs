@@ -169,8 +169,13 @@ impl Connector {
         sock: Socket,
         addr: SocketAddr,
     ) {
-        let stream = TcpStream::from(sock);
-        match be.adopt_io(stream) {
+        // Connected non-blocking; the engine may want the other mode.
+        let adopted = if B::NONBLOCKING {
+            Ok(())
+        } else {
+            sock.set_nonblocking(false)
+        };
+        match adopted.and_then(|()| be.adopt_io(TcpStream::from(sock))) {
             Ok(io) => {
                 core.adopt(be, io, addr);
             }

@@ -77,9 +77,10 @@ impl Epoll {
 
 impl Backend for Epoll {
     type Io = EpollIo;
+    // mio's accept creates sockets non-blocking (accept4, SOCK_NONBLOCK).
+    const NONBLOCKING: bool = true;
 
     fn adopt_io(&mut self, stream: TcpStream) -> io::Result<EpollIo> {
-        stream.set_nonblocking(true)?;
         Ok(EpollIo {
             sock: MioStream::from_std(stream),
             readable: true,

@@ -176,11 +176,11 @@ impl Ring {
 
 impl Backend for Ring {
     type Io = UringIo;
+    // io_uring wants the file itself blocking (it never blocks the thread
+    // either way); the multishot accept leaves out SOCK_NONBLOCK.
+    const NONBLOCKING: bool = false;
 
     fn adopt_io(&mut self, sock: TcpStream) -> io::Result<UringIo> {
-        // Outbound sockets were connected non-blocking; io_uring wants the
-        // file itself blocking (it never blocks the thread either way).
-        sock.set_nonblocking(false)?;
         Ok(UringIo {
             sock,
             recv: OpState::Idle,
