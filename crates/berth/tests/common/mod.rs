@@ -6,7 +6,6 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use std::net::SocketAddr as Addr;
 use std::sync::{Mutex, mpsc};
 
 use berth::{Conn, ConnHandle, EngineChoice, Handler, IoBuf, PoolStats, Server, ServerBuilder};
@@ -148,7 +147,7 @@ pub struct HandOut(Mutex<mpsc::Sender<ConnHandle>>);
 
 impl Handler for HandOut {
     type State = ();
-    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: Addr) {
+    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
         let _ = self.0.lock().unwrap().send(conn.handle());
     }
     fn read_completed(&self, _: &mut Conn<'_>, _: &mut (), _: IoBuf) {}
