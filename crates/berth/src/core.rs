@@ -85,6 +85,8 @@ pub(crate) struct ThreadStats {
     pub bytes_written: AtomicU64,
     pub reads: AtomicU64,
     pub writes: AtomicU64,
+    /// A gauge: receive buffers in the thread's io_uring buffer ring.
+    pub ring_buffers: AtomicU64,
 }
 
 impl ThreadStats {

@@ -57,18 +57,19 @@ impl Default for ServerBuilder {
     }
 }
 
-/// Bytes of receive buffers an io_uring buffer ring holds by default.
-const RING_BYTES: usize = 2 << 20;
+/// Bytes of receive buffers an io_uring buffer ring may hold by default.
+const RING_BYTES: usize = 8 << 20;
 
-/// The default number of buffers in an IO thread's io_uring buffer ring for
-/// `buffer_size`-byte buffers: [`RING_BYTES`] worth, between 32 and 256.
+/// The default room for buffers in an IO thread's io_uring buffer ring for
+/// `buffer_size`-byte buffers: [`RING_BYTES`] worth, between 32 and 256
+/// (128 of 64 KiB, 256 of 16 KiB).
 ///
-/// A ring holds its buffers whether or not any connection is receiving, so
-/// a fixed count of 256 pinned 16 MiB per IO thread with 64 KiB buffers.
-/// 32 buffers are still plenty for 1,000 busy connections: one that finds
-/// the ring empty gets `ENOBUFS` and is re-armed once buffers come back.
-/// Much smaller rings (8 buffers) do keep a streaming receive's copy in
-/// the L2 cache, but many connections then spend their time re-arming.
+/// The ring holds only as many buffers as the load needs (it is topped up
+/// before each wait to about twice the busiest recent pass, so an idle
+/// thread holds 4 to 8), and this is the most it may grow to. Too little
+/// room is costly: with 1,000 busy connections a pass can take more than
+/// 32 buffers, and every receive that then finds the ring empty ends with
+/// `ENOBUFS` and must be re-armed, which makes the next pass longer still.
 pub fn default_ring_buffers(buffer_size: usize) -> u16 {
     let n = (RING_BYTES / buffer_size.max(1)).clamp(32, 256);
     u16::try_from(n).unwrap_or(256)
@@ -123,10 +124,11 @@ impl ServerBuilder {
         self
     }
 
-    /// Receive buffers per IO thread in the io_uring buffer ring (rounded
-    /// up to a power of two). The default holds about 2 MiB of buffers —
-    /// 32 of 64 KiB, 128 of 16 KiB — and never fewer than 32 or more than
-    /// 256 of them; see [`default_ring_buffers`].
+    /// The most receive buffers an IO thread's io_uring buffer ring may
+    /// hold (rounded up to a power of two); it holds only as many as the
+    /// load needs. The default is about 8 MiB of buffers — 128 of 64 KiB,
+    /// 256 of 16 KiB — and never fewer than 32 or more than 256 of them;
+    /// see [`default_ring_buffers`].
     pub fn ring_buffers(mut self, n: u16) -> Self {
         self.ring_buffers = Some(n.max(1));
         self
@@ -388,6 +390,10 @@ pub struct ServerStats {
     pub reads: u64,
     /// Completed send operations.
     pub writes: u64,
+    /// Receive buffers the io_uring buffer rings hold now, waiting for data
+    /// (a gauge; always 0 on epoll). They count as in use in the pool's
+    /// [`PoolStats`](crate::PoolStats).
+    pub ring_buffers: u64,
 }
 
 impl ServerStats {
@@ -424,6 +430,7 @@ impl<H> Runtime<H> {
             s.bytes_written += t.bytes_written.load(Ordering::Relaxed);
             s.reads += t.reads.load(Ordering::Relaxed);
             s.writes += t.writes.load(Ordering::Relaxed);
+            s.ring_buffers += t.ring_buffers.load(Ordering::Relaxed);
         }
         s
     }

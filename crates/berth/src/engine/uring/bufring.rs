@@ -1,5 +1,13 @@
 //! A provided-buffer ring: receive buffers the kernel picks from when data
 //! arrives, so a connection holds a buffer only while data is in it.
+//!
+//! The ring has room for a fixed number of buffers but holds only as many
+//! as the load needs: the kernel fills buffers in ring order, so every
+//! buffer more than one pass takes waits longer and goes cold in the CPU's
+//! cache before the kernel copies into it. Before each wait the engine tops
+//! the ring up to a target, which doubles when a pass used up the ring (or
+//! a receive found it empty) and shrinks back to twice the busiest recent
+//! pass.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::io;
@@ -19,13 +27,74 @@ pub(crate) struct BufRing {
     /// The buffer behind each buffer id. While an id is in the ring the
     /// kernel may write into its buffer at any time, so it is never touched.
     bufs: Vec<Option<IoBufMut>>,
+    /// Buffer ids with no buffer behind them.
+    idle: Vec<u16>,
+    fill: FillTarget,
+    /// Buffers the kernel filled since the last refill.
+    taken: u16,
+    /// A receive found the ring empty since the last refill.
+    dry: bool,
     bgid: u16,
     registered: bool,
 }
 
+/// How many buffers the ring should hold when the kernel next runs: enough
+/// for the busiest recent pass with room to spare, no more.
+#[derive(Debug)]
+struct FillTarget {
+    target: u16,
+    cap: u16,
+    /// The most buffers one pass took in this window, and the passes left
+    /// in the window.
+    peak: u16,
+    window: u16,
+}
+
+impl FillTarget {
+    /// The fewest buffers the ring is topped up to.
+    const MIN: u16 = 4;
+    /// Passes over which the busiest one is looked for before shrinking.
+    const WINDOW: u16 = 256;
+
+    fn new(cap: u16) -> Self {
+        FillTarget {
+            target: cap.min(2 * Self::MIN),
+            cap,
+            peak: 0,
+            window: Self::WINDOW,
+        }
+    }
+
+    /// A pass took `taken` buffers (`dry`: some receive found none left);
+    /// returns the target for the next one. It doubles at once when the
+    /// pass used the ring up, and falls to twice the window's busiest pass
+    /// when a window ends.
+    fn after_pass(&mut self, taken: u16, dry: bool) -> u16 {
+        if (dry || taken >= self.target) && self.target < self.cap {
+            self.target = self.target.saturating_mul(2).min(self.cap);
+            tracing::trace!(buffers = self.target, "buffer ring grows");
+        }
+        self.peak = self.peak.max(taken);
+        self.window -= 1;
+        if self.window == 0 {
+            let want = self
+                .peak
+                .saturating_mul(2)
+                .clamp(Self::MIN.min(self.cap), self.cap);
+            if want < self.target {
+                self.target = want;
+                tracing::trace!(buffers = self.target, "buffer ring shrinks");
+            }
+            self.peak = 0;
+            self.window = Self::WINDOW;
+        }
+        self.target
+    }
+}
+
 impl BufRing {
     /// Allocate `entries` (a power of two) ring slots, register them as
-    /// buffer group `bgid` and fill every slot from `pool`.
+    /// buffer group `bgid` and provide a first few buffers from `pool`.
     pub fn new(ring: &IoUring, pool: &BufPool, entries: u16, bgid: u16) -> io::Result<Self> {
         let entries = entries.clamp(1, 32768).next_power_of_two();
         let size = entries as usize * std::mem::size_of::<BufRingEntry>();
@@ -39,6 +108,10 @@ impl BufRing {
             mask: entries - 1,
             tail: 0,
             bufs: (0..entries).map(|_| None).collect(),
+            idle: (0..entries).rev().collect(),
+            fill: FillTarget::new(entries),
+            taken: 0,
+            dry: false,
             bgid,
             registered: false,
         };
@@ -54,10 +127,8 @@ impl BufRing {
             )?;
         }
         this.registered = true;
-        for bid in 0..entries {
-            this.provide(bid, pool.alloc());
-        }
-        this.publish();
+        let target = this.fill.target;
+        this.top_up(pool, target);
         Ok(this)
     }
 
@@ -92,13 +163,49 @@ impl BufRing {
     }
 
     /// The kernel filled `len` bytes of buffer `bid`: take it out of the
-    /// ring and put a fresh buffer from `pool` in its place.
-    pub fn take(&mut self, bid: u16, len: usize, pool: &BufPool) -> Option<IoBufMut> {
+    /// ring (the next refill provides another).
+    pub fn take(&mut self, bid: u16, len: usize) -> Option<IoBufMut> {
         let mut buf = self.bufs.get_mut(bid as usize)?.take()?;
+        self.idle.push(bid);
+        self.taken = self.taken.saturating_add(1);
         buf.advance(len.min(buf.remaining()));
-        self.provide(bid, pool.alloc());
-        self.publish();
         Some(buf)
+    }
+
+    /// A receive ended because the ring was empty.
+    pub fn ran_dry(&mut self) {
+        self.dry = true;
+    }
+
+    /// Adapt the target to the last pass and top the ring up to it, with
+    /// the blocks `pool` freed last. Called before every wait: under
+    /// `DEFER_TASKRUN` the kernel fills buffers only while the thread waits.
+    /// Returns whether the ring changed since the last refill.
+    pub fn refill(&mut self, pool: &BufPool) -> bool {
+        let changed = self.taken > 0;
+        let target = self.fill.after_pass(self.taken, self.dry);
+        self.taken = 0;
+        self.dry = false;
+        self.top_up(pool, target) || changed
+    }
+
+    /// Buffers in the ring now.
+    pub fn held(&self) -> u64 {
+        (self.bufs.len() - self.idle.len()) as u64
+    }
+
+    /// Provide buffers until the ring holds `target`; whether any were.
+    fn top_up(&mut self, pool: &BufPool, target: u16) -> bool {
+        let held = self.bufs.len() - self.idle.len();
+        if held >= usize::from(target) {
+            return false;
+        }
+        for _ in held..usize::from(target) {
+            let Some(bid) = self.idle.pop() else { break };
+            self.provide(bid, pool.alloc());
+        }
+        self.publish();
+        true
     }
 
     /// Unregister from the ring (after every receive has completed).
@@ -117,5 +224,59 @@ impl Drop for BufRing {
         self.bufs.clear();
         // SAFETY: `base` was allocated in `new` with `layout`.
         unsafe { dealloc(self.base.as_ptr().cast(), self.layout) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FillTarget;
+
+    #[test]
+    fn fill_target_doubles_when_a_pass_empties_the_ring() {
+        let mut fill = FillTarget::new(32);
+        assert_eq!(fill.target, 8);
+        assert_eq!(fill.after_pass(3, false), 8);
+        assert_eq!(fill.after_pass(8, false), 16);
+        assert_eq!(fill.after_pass(2, true), 32);
+        assert_eq!(fill.after_pass(32, true), 32, "never past the ring's size");
+    }
+
+    #[test]
+    fn fill_target_shrinks_only_when_a_window_ends() {
+        let mut fill = FillTarget::new(256);
+        while fill.target < 256 {
+            fill.after_pass(fill.target, false);
+        }
+        // The window that saw the growth keeps its peak; the next is quiet.
+        for i in 0..2 * FillTarget::WINDOW {
+            fill.after_pass(1, false);
+            if i == FillTarget::WINDOW {
+                assert_eq!(fill.target, 256, "no shrinking inside a window");
+            }
+        }
+        assert_eq!(fill.target, FillTarget::MIN);
+    }
+
+    #[test]
+    fn fill_target_settles_at_twice_the_busiest_pass() {
+        let mut fill = FillTarget::new(256);
+        for taken in [8, 16, 32] {
+            fill.after_pass(taken, false);
+        }
+        assert_eq!(fill.target, 64);
+        for _ in 0..2 * FillTarget::WINDOW {
+            fill.after_pass(20, false);
+        }
+        assert_eq!(fill.target, 40);
+    }
+
+    #[test]
+    fn fill_target_fits_tiny_rings() {
+        let mut fill = FillTarget::new(1);
+        assert_eq!(fill.target, 1);
+        for _ in 0..2 * FillTarget::WINDOW {
+            assert_eq!(fill.after_pass(0, false), 1);
+        }
+        assert_eq!(fill.after_pass(1, true), 1);
     }
 }

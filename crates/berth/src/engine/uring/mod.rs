@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -306,7 +307,12 @@ pub(crate) fn run<H: Handler>(
         Ok((ring, bufs))
     });
     let (ring, bufs) = match setup {
-        Ok(setup) => setup,
+        Ok(setup) => {
+            ctx.stats
+                .ring_buffers
+                .store(setup.1.held(), Ordering::Relaxed);
+            setup
+        }
         Err(err) => {
             let _ = ready.send(Err(err));
             return Ok(());
@@ -391,6 +397,10 @@ impl<H: Handler> UringThread<H> {
 
     /// Submit what is queued and wait for at least one completion (or the timer).
     fn enter(&mut self, timer: Option<Instant>) -> io::Result<()> {
+        if self.be.bufs.refill(&self.be.pool) {
+            let held = self.be.bufs.held();
+            self.core.stats.ring_buffers.store(held, Ordering::Relaxed);
+        }
         self.be.flush_backlog();
         let want = usize::from(self.be.ring.completion().is_empty());
         let res = match timer {
@@ -452,7 +462,10 @@ impl<H: Handler> UringThread<H> {
 
     fn on_recv(&mut self, key: Key, res: i32, flags: u32, more: bool) {
         let buf = cqueue::buffer_select(flags)
-            .and_then(|bid| self.be.bufs.take(bid, res.max(0) as usize, &self.be.pool));
+            .and_then(|bid| self.be.bufs.take(bid, res.max(0) as usize));
+        if res == -libc::ENOBUFS {
+            self.be.bufs.ran_dry();
+        }
         let Some(io) = self.core.io_mut(key) else {
             return; // stale: the buffer just goes back to the pool
         };
