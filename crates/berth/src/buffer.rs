@@ -72,8 +72,8 @@ struct PoolShared {
     buf_size: usize,
     max_pooled: usize,
     /// Free blocks, most recently freed last. The lock is held only for a
-    /// push or a pop (never while memory is allocated or freed), and IO
-    /// threads rarely meet there: each mostly frees what it allocated.
+    /// push or a pop (never while a block is allocated or freed; the list
+    /// itself is allocated up front), and IO threads rarely meet there.
     free: Mutex<Vec<Arc<Block>>>,
     allocated: AtomicUsize,
 }
@@ -138,7 +138,7 @@ impl BufPool {
             shared: Arc::new(PoolShared {
                 buf_size: buf_size.max(1),
                 max_pooled: max_pooled.max(1),
-                free: Mutex::new(Vec::new()),
+                free: Mutex::new(Vec::with_capacity(max_pooled.clamp(1, 1 << 16))),
                 allocated: AtomicUsize::new(0),
             }),
         }

@@ -57,16 +57,19 @@ impl Default for ServerBuilder {
     }
 }
 
-/// Bytes of receive buffers an io_uring buffer ring may hold by default.
+/// Bytes of receive buffers an io_uring buffer ring may hold by default
+/// (at most 256 buffers, whatever their size).
 const RING_BYTES: usize = 8 << 20;
 
 /// The default room for buffers in an IO thread's io_uring buffer ring for
 /// `buffer_size`-byte buffers: [`RING_BYTES`] worth, between 32 and 256
-/// (128 of 64 KiB, 256 of 16 KiB).
+/// (128 of 64 KiB; 256 of 16 KiB, the default size, which is 4 MiB).
 ///
-/// The ring holds only as many buffers as the load needs (it is topped up
-/// before each wait to about twice the busiest recent pass, so an idle
-/// thread holds 4 to 8), and this is the most it may grow to. Too little
+/// The ring is filled only as far as the load needs (it is topped up
+/// before each wait to about twice the busiest recent pass; a thread that
+/// has not been busy holds 4 to 8 buffers), and this is the most it may
+/// grow to. Buffers cannot be taken back out of a ring, so after a burst a
+/// thread keeps what its ring was given until the kernel uses it. Too little
 /// room is costly: with 1,000 busy connections a pass can take more than
 /// 32 buffers, and every receive that then finds the ring empty ends with
 /// `ENOBUFS` and must be re-armed, which makes the next pass longer still.
@@ -125,10 +128,10 @@ impl ServerBuilder {
     }
 
     /// The most receive buffers an IO thread's io_uring buffer ring may
-    /// hold (rounded up to a power of two); it holds only as many as the
-    /// load needs. The default is about 8 MiB of buffers — 128 of 64 KiB,
-    /// 256 of 16 KiB — and never fewer than 32 or more than 256 of them;
-    /// see [`default_ring_buffers`].
+    /// hold (rounded up to a power of two); it is filled only as far as the
+    /// load needs. The default is up to 8 MiB of buffers and at most 256 of
+    /// them — 128 of 64 KiB, 256 of 16 KiB (4 MiB) — and never fewer than
+    /// 32; see [`default_ring_buffers`].
     pub fn ring_buffers(mut self, n: u16) -> Self {
         self.ring_buffers = Some(n.max(1));
         self

@@ -1,13 +1,14 @@
 //! A provided-buffer ring: receive buffers the kernel picks from when data
 //! arrives, so a connection holds a buffer only while data is in it.
 //!
-//! The ring has room for a fixed number of buffers but holds only as many
-//! as the load needs: the kernel fills buffers in ring order, so every
+//! The ring has room for a fixed number of buffers but is filled only as
+//! far as the load needs: the kernel fills buffers in ring order, so every
 //! buffer more than one pass takes waits longer and goes cold in the CPU's
 //! cache before the kernel copies into it. Before each wait the engine tops
-//! the ring up to a target, which doubles when a pass used up the ring (or
-//! a receive found it empty) and shrinks back to twice the busiest recent
-//! pass.
+//! the ring up to a target, which doubles when a pass took at least the
+//! target (or a receive found the ring empty) and falls back to twice the
+//! busiest recent pass. Buffers cannot be taken back out of a ring: after
+//! a burst, the ring keeps what it was given until the kernel uses it.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::io;
@@ -67,8 +68,8 @@ impl FillTarget {
 
     /// A pass took `taken` buffers (`dry`: some receive found none left);
     /// returns the target for the next one. It doubles at once when the
-    /// pass used the ring up, and falls to twice the window's busiest pass
-    /// when a window ends.
+    /// pass took at least the target, and falls to twice the window's
+    /// busiest pass when a window ends.
     fn after_pass(&mut self, taken: u16, dry: bool) -> u16 {
         if (dry || taken >= self.target) && self.target < self.cap {
             self.target = self.target.saturating_mul(2).min(self.cap);
@@ -187,6 +188,12 @@ impl BufRing {
         self.taken = 0;
         self.dry = false;
         self.top_up(pool, target) || changed
+    }
+
+    /// Top the ring up to the current target without ending the pass.
+    pub fn top_up_now(&mut self, pool: &BufPool) {
+        let target = self.fill.target;
+        self.top_up(pool, target);
     }
 
     /// Buffers in the ring now.

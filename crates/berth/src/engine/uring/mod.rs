@@ -128,7 +128,7 @@ impl Ring {
             return;
         }
         // Full: hand what is queued to the kernel once, then keep order.
-        if self.backlog.is_empty() && self.ring.submit().is_ok() && self.try_push(&entry) {
+        if self.backlog.is_empty() && self.submit_early() && self.try_push(&entry) {
             return;
         }
         self.backlog.push_back(entry);
@@ -151,11 +151,20 @@ impl Ring {
             if self.try_push(&entry) {
                 continue;
             }
-            if self.ring.submit().is_err() || !self.try_push(&entry) {
+            if !self.submit_early() || !self.try_push(&entry) {
                 self.backlog.push_front(entry);
                 return;
             }
         }
+    }
+
+    /// Submit in the middle of a pass (the submission queue is full). A
+    /// receive issued now may pick a buffer at once, so the ring is topped
+    /// up first: otherwise a pass that emptied it would send re-armed
+    /// receives straight into `ENOBUFS`, again and again.
+    fn submit_early(&mut self) -> bool {
+        self.bufs.top_up_now(&self.pool);
+        self.ring.submit().is_ok()
     }
 
     fn arm_recv(&mut self, key: Key, io: &mut UringIo) {
@@ -494,7 +503,8 @@ impl<H: Handler> UringThread<H> {
         // Re-arm a receive that ended while the connection still wants data
         // (buffer ring ran dry, the kernel ended the multishot, or a resume
         // came while a pause's cancel was in flight). The submission goes
-        // out with this batch, after the ring has been refilled.
+        // out with this batch, after the ring has been topped up (in
+        // `enter`, or in `submit_early` if the queue fills first).
         if let Some(io) = self.core.io_mut(key)
             && io.want_read
             && io.recv == OpState::Idle
@@ -607,5 +617,6 @@ impl<H: Handler> UringThread<H> {
             );
         }
         self.be.bufs.unregister(&self.be.ring);
+        self.core.stats.ring_buffers.store(0, Ordering::Relaxed);
     }
 }
