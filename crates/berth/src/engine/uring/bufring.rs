@@ -128,8 +128,7 @@ impl BufRing {
             )?;
         }
         this.registered = true;
-        let target = this.fill.target;
-        this.top_up(pool, target);
+        this.top_up_now(pool);
         Ok(this)
     }
 
@@ -197,13 +196,13 @@ impl BufRing {
     }
 
     /// Buffers in the ring now.
-    pub fn held(&self) -> u64 {
-        (self.bufs.len() - self.idle.len()) as u64
+    pub fn held(&self) -> usize {
+        self.bufs.len() - self.idle.len()
     }
 
     /// Provide buffers until the ring holds `target`; whether any were.
     fn top_up(&mut self, pool: &BufPool, target: u16) -> bool {
-        let held = self.bufs.len() - self.idle.len();
+        let held = self.held();
         if held >= usize::from(target) {
             return false;
         }

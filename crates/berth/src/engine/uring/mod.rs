@@ -319,7 +319,7 @@ pub(crate) fn run<H: Handler>(
         Ok(setup) => {
             ctx.stats
                 .ring_buffers
-                .store(setup.1.held(), Ordering::Relaxed);
+                .store(setup.1.held() as u64, Ordering::Relaxed);
             setup
         }
         Err(err) => {
@@ -407,7 +407,7 @@ impl<H: Handler> UringThread<H> {
     /// Submit what is queued and wait for at least one completion (or the timer).
     fn enter(&mut self, timer: Option<Instant>) -> io::Result<()> {
         if self.be.bufs.refill(&self.be.pool) {
-            let held = self.be.bufs.held();
+            let held = self.be.bufs.held() as u64;
             self.core.stats.ring_buffers.store(held, Ordering::Relaxed);
         }
         self.be.flush_backlog();
