@@ -263,10 +263,11 @@ impl Bench {
     /// In churn mode, replace a finished connection while the run lasts.
     fn reconnect(&self) {
         let b = &self.0;
-        if b.churn && !b.stop.load(Relaxed) {
-            if let Some(control) = b.control.get() {
-                let _ = control.connect(b.addr, Duration::from_secs(5));
-            }
+        if b.churn
+            && !b.stop.load(Relaxed)
+            && let Some(control) = b.control.get()
+        {
+            let _ = control.connect(b.addr, Duration::from_secs(5));
         }
     }
 }

@@ -101,11 +101,13 @@ impl EncodeBuf {
         if buf.is_empty() {
             return;
         }
-        if let Some(cur) = self.cur.as_mut() {
-            if buf.len() <= COPY_BUF_MAX && !cur.is_empty() && cur.remaining() >= buf.len() {
-                cur.extend_from_slice(&buf);
-                return;
-            }
+        if let Some(cur) = self.cur.as_mut()
+            && buf.len() <= COPY_BUF_MAX
+            && !cur.is_empty()
+            && cur.remaining() >= buf.len()
+        {
+            cur.extend_from_slice(&buf);
+            return;
         }
         self.seal();
         self.push_sealed(buf);

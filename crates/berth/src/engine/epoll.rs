@@ -266,10 +266,10 @@ impl<H: Handler> EpollThread<H> {
                 thread::next_timer(&self.acceptor, &self.connector, &self.stop)
                     .map(|t| t.saturating_duration_since(Instant::now()))
             };
-            if let Err(err) = self.poll.poll(events, timeout) {
-                if err.kind() != io::ErrorKind::Interrupted {
-                    return Err(err);
-                }
+            if let Err(err) = self.poll.poll(events, timeout)
+                && err.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(err);
             }
             for event in events.iter() {
                 match event.token() {
