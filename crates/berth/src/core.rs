@@ -267,10 +267,10 @@ impl<H: Handler, I> Core<H, I> {
         }
         self.live += 1;
         ThreadStats::add(&self.stats.accepted, 1);
-        if self.stopping {
-            if let Some(e) = self.entry(key) {
-                e.st.set(STOPPING);
-            }
+        if self.stopping
+            && let Some(e) = self.entry(key)
+        {
+            e.st.set(STOPPING);
         }
         self.handler
             .server_event(ServerEvent::ConnectionOpened { id, peer });
@@ -450,14 +450,12 @@ impl<H: Handler, I> Core<H, I> {
                 return;
             }
 
-            // Every write has completed: deferred shutdowns and closes.
-            if st.has(SHUT_WR_PENDING) {
-                st.clear(SHUT_WR_PENDING);
-                st.set(WRITE_SHUT);
-                if let Err(err) = be.shutdown(io, std::net::Shutdown::Write) {
-                    tracing::debug!(conn = %st.id, %err, "shutdown(write) failed");
-                }
-            }
+            // Every write has completed: deferred shutdowns and closes. When
+            // `closing` is due in this same pass it is asked before a pending
+            // shutdown(write) is applied: if a graceful close follows, the
+            // close sends the FIN itself (unless unread input makes it a
+            // reset either way) and the shutdown call is skipped. Otherwise
+            // the shutdown is applied at once, below.
             if st.has(SHUT_RD_PENDING) {
                 st.clear(SHUT_RD_PENDING);
                 st.set(READ_SHUT);
@@ -493,6 +491,13 @@ impl<H: Handler, I> Core<H, I> {
                     }
                 }
                 continue;
+            }
+            if st.has(SHUT_WR_PENDING) {
+                st.clear(SHUT_WR_PENDING);
+                st.set(WRITE_SHUT);
+                if let Err(err) = be.shutdown(io, std::net::Shutdown::Write) {
+                    tracing::debug!(conn = %st.id, %err, "shutdown(write) failed");
+                }
             }
             return;
         }
