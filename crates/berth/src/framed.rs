@@ -78,6 +78,11 @@ impl<'c, C> FramedConn<'_, 'c, C> {
         Ok(result?)
     }
 
+    /// The connection's codec.
+    pub fn codec(&self) -> &C {
+        self.codec
+    }
+
     /// The underlying connection (write raw bytes, pause reading, close...).
     pub fn conn(&mut self) -> &mut Conn<'c> {
         self.conn
@@ -97,6 +102,52 @@ impl<'c, C> FramedConn<'_, 'c, C> {
     pub fn handle(&mut self) -> ConnHandle {
         self.conn.handle()
     }
+}
+
+/// Whole frames that arrived back to back, delivered as one buffer to a
+/// handler that opts in with [`FrameHandler::FRAME_RUNS`].
+#[derive(Debug)]
+pub struct FrameRun {
+    bytes: IoBuf,
+    count: usize,
+}
+
+impl FrameRun {
+    /// The frames' bytes, in order, exactly as received.
+    pub fn bytes(&self) -> &IoBuf {
+        &self.bytes
+    }
+
+    /// The frames' bytes as one buffer (to write back without a copy, say).
+    pub fn into_bytes(self) -> IoBuf {
+        self.bytes
+    }
+
+    /// How many frames the run holds (at least two).
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Each frame's bytes, borrowed: no reference counting per frame.
+    /// `codec` is the connection's ([`FramedConn::codec`]) or one
+    /// configured like it; the walk stops where `codec` sees no whole frame.
+    pub fn frames<'a, D: Decoder>(&'a self, codec: &'a D) -> impl Iterator<Item = &'a [u8]> {
+        whole_frames(codec, &self.bytes)
+    }
+}
+
+/// The whole frames at the start of `bytes`, as `codec` sees them; stops at
+/// the first byte that does not start one (or at a codec answer out of range).
+fn whole_frames<'a, D: Decoder>(codec: &'a D, bytes: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        let n = codec
+            .whole_frame_len(rest)
+            .filter(|&n| n > 0 && n <= rest.len())?;
+        let (frame, tail) = rest.split_at(n);
+        rest = tail;
+        Some(frame)
+    })
 }
 
 /// Callbacks of a framed server. Like [`Handler`], with frames instead of
@@ -127,6 +178,43 @@ pub trait FrameHandler: Send + Sync + 'static {
         state: &mut Self::State,
         frame: <Self::Codec as Decoder>::Item,
     );
+
+    /// Deliver frames that arrived back to back to
+    /// [`FrameHandler::frame_run`], as one buffer, instead of one at a time
+    /// to [`FrameHandler::frame`]. Only codecs whose items are exactly their
+    /// input bytes form runs (see [`Decoder::whole_frame_len`]); other frames
+    /// still reach `frame`. For handlers that treat many small frames
+    /// alike, such as an echo or a relay: one call and one buffer per run
+    /// instead of per frame. Override [`FrameHandler::frame_run`] too:
+    /// its default only cuts the run up again, which costs more than
+    /// leaving runs off.
+    const FRAME_RUNS: bool = false;
+
+    /// A run of at least two whole frames arrived (only with
+    /// [`FrameHandler::FRAME_RUNS`]). The default cuts the run into frames
+    /// with the codec and calls [`FrameHandler::frame`] for each.
+    fn frame_run(
+        &self,
+        conn: &mut FramedConn<'_, '_, Self::Codec>,
+        state: &mut Self::State,
+        run: FrameRun,
+    ) {
+        let mut input = InBuf::new();
+        input.push(run.into_bytes());
+        while !input.is_empty() {
+            match conn.codec.decode(&mut input) {
+                Ok(Some(frame)) => self.frame(conn, state, frame),
+                // A codec bug: `whole_frame_len` promised frames that
+                // `decode` does not cut. Stop this connection, loudly.
+                other => {
+                    let error = other.err().map(|e| e.to_string());
+                    tracing::error!(conn = %conn.id(), ?error, left = input.len(), "codec's whole_frame_len and decode disagree; resetting the connection");
+                    conn.conn().abort();
+                    return;
+                }
+            }
+        }
+    }
 
     /// The input could not be framed. The default logs the error and shuts
     /// the connection down ([`FrameErrorAction::Shutdown`]).
@@ -224,6 +312,12 @@ impl<F: FrameHandler> Framed<F> {
     /// Decode and deliver every complete frame in the input.
     fn deliver(&self, conn: &mut Conn<'_>, st: &mut FramedState<F>, at_eof: bool) {
         while !st.discarding {
+            if F::FRAME_RUNS
+                && let Some(run) = Self::cut_run(st)
+            {
+                self.with(conn, st, |h, fc, user, _| h.frame_run(fc, user, run));
+                continue;
+            }
             let before = st.input.len();
             let decoded = self.with(conn, st, |_, fc, _, input| {
                 if at_eof {
@@ -260,6 +354,22 @@ impl<F: FrameHandler> Framed<F> {
                 }
             }
         }
+    }
+
+    /// Take the whole frames at the front of the first input chunk, if
+    /// there are two or more, as one run (one buffer, no copy).
+    fn cut_run(st: &mut FramedState<F>) -> Option<FrameRun> {
+        let (codec, _) = st.io.as_ref()?;
+        let first = st.input.chunks().next()?;
+        let (mut len, mut count) = (0, 0);
+        for frame in whole_frames(codec, first) {
+            len += frame.len();
+            count += 1;
+        }
+        (count >= 2).then(|| FrameRun {
+            bytes: st.input.take(len),
+            count,
+        })
     }
 
     fn discard(&self, st: &mut FramedState<F>) {

@@ -55,7 +55,9 @@ pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
 pub use conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
 pub use engine::{EngineChoice, EngineKind, ParseEngineError, UringUnavailable, probe_uring};
 pub use error::Error;
-pub use framed::{FrameErrorAction, FrameHandler, Framed, FramedConn, FramedState, SendError};
+pub use framed::{
+    FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn, FramedState, SendError,
+};
 pub use handler::{Closing, Handler, ServerEvent};
 pub use listener::ListenerSource;
 pub use server::{

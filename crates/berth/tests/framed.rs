@@ -3,12 +3,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 
-use berth::codec::{FrameError, LengthFieldCodec, LengthWidth, LineCodec, LineEnding};
+use berth::codec::{
+    Decoder, FrameError, InBuf, LengthFieldCodec, LengthWidth, LineCodec, LineEnding,
+};
 use berth::servers::PacketEcho;
-use berth::{EngineChoice, FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf};
+use berth::{EngineChoice, FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn, IoBuf};
 use common::*;
 
 both_engines!(
@@ -18,6 +20,9 @@ both_engines!(
     overlong_line_is_reported_and_the_session_continues,
     trailing_partial_frame_is_reported_at_end_of_stream,
     trailing_partial_frame_does_not_cut_off_replies_still_coming,
+    back_to_back_packets_arrive_as_runs,
+    a_run_stops_at_a_malformed_packet,
+    runs_fall_back_to_single_frames_by_default,
 );
 
 fn packets(sizes: &[u8]) -> Vec<u8> {
@@ -229,5 +234,142 @@ fn trailing_partial_frame_does_not_cut_off_replies_still_coming(engine: EngineCh
         got.contains("+OK one\r\n") && got.contains("+OK two\r\n"),
         "{got:?}"
     );
+    t.finish();
+}
+
+/// Echoes packets, taking back-to-back ones as runs; records what it saw.
+#[derive(Default)]
+struct Runs {
+    /// The frame count of each run, and 1 for each single frame.
+    calls: Mutex<Vec<usize>>,
+}
+
+impl FrameHandler for Runs {
+    type State = ();
+    type Codec = LengthFieldCodec;
+    const FRAME_RUNS: bool = true;
+
+    fn codec(&self) -> LengthFieldCodec {
+        berth::servers::packet_codec()
+    }
+
+    fn frame(&self, conn: &mut FramedConn<'_, '_, LengthFieldCodec>, _: &mut (), p: IoBuf) {
+        self.calls.lock().unwrap().push(1);
+        conn.conn().write_buf(p).unwrap();
+    }
+
+    fn frame_run(
+        &self,
+        conn: &mut FramedConn<'_, '_, LengthFieldCodec>,
+        _: &mut (),
+        run: FrameRun,
+    ) {
+        // The borrowed frames tile the run exactly, each a whole packet.
+        let codec = self.codec();
+        let frames: Vec<&[u8]> = run.frames(&codec).collect();
+        assert_eq!(frames.len(), run.count());
+        assert!(frames.iter().all(|f| f[0] as usize == f.len()));
+        assert_eq!(frames.concat(), &run.bytes()[..]);
+        self.calls.lock().unwrap().push(run.count());
+        conn.conn().write_buf(run.into_bytes()).unwrap();
+    }
+}
+
+fn back_to_back_packets_arrive_as_runs(engine: EngineChoice) {
+    let t = start(engine, Framed::new(Runs::default()));
+    let sizes: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 250 + 1) as u8).collect();
+    let data = packets(&sizes);
+    let got = exchange(t.connect(), &data, true).unwrap();
+    assert!(got == data, "packets differ");
+    let calls = t.handler().inner().calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().sum::<usize>(),
+        sizes.len(),
+        "every packet once"
+    );
+    assert!(
+        calls.iter().any(|&n| n >= 2),
+        "one write of {} packets gave no run: {calls:?}",
+        sizes.len()
+    );
+    t.finish();
+}
+
+fn a_run_stops_at_a_malformed_packet(engine: EngineChoice) {
+    let t = start(engine, Framed::new(Runs::default()));
+    let got = exchange(t.connect(), &[3, b'o', b'k', 2, b'x', 1, 0, 9, 9], true).unwrap();
+    assert_eq!(
+        got,
+        [3, b'o', b'k', 2, b'x', 1],
+        "the good packets, then EOF"
+    );
+    let calls = t.handler().inner().calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().sum::<usize>(),
+        3,
+        "the three good packets: {calls:?}"
+    );
+    t.finish();
+}
+
+/// The packet codec, counting the whole frames it reports for runs.
+struct CountingCodec {
+    inner: LengthFieldCodec,
+    whole: Arc<AtomicUsize>,
+}
+
+impl Decoder for CountingCodec {
+    type Item = IoBuf;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut InBuf) -> Result<Option<IoBuf>, FrameError> {
+        self.inner.decode(src)
+    }
+
+    fn whole_frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        let n = self.inner.whole_frame_len(bytes);
+        if n.is_some() {
+            self.whole.fetch_add(1, SeqCst);
+        }
+        n
+    }
+}
+
+/// Opts into runs without taking them: the default delivers single frames.
+#[derive(Default)]
+struct DefaultRuns {
+    frames: AtomicUsize,
+    whole: Arc<AtomicUsize>,
+}
+
+impl FrameHandler for DefaultRuns {
+    type State = ();
+    type Codec = CountingCodec;
+    const FRAME_RUNS: bool = true;
+
+    fn codec(&self) -> CountingCodec {
+        CountingCodec {
+            inner: berth::servers::packet_codec(),
+            whole: self.whole.clone(),
+        }
+    }
+
+    fn frame(&self, conn: &mut FramedConn<'_, '_, CountingCodec>, _: &mut (), p: IoBuf) {
+        assert_eq!(p[0] as usize, p.len(), "a whole packet");
+        self.frames.fetch_add(1, SeqCst);
+        conn.conn().write_buf(p).unwrap();
+    }
+}
+
+fn runs_fall_back_to_single_frames_by_default(engine: EngineChoice) {
+    let t = start(engine, Framed::new(DefaultRuns::default()));
+    let sizes: Vec<u8> = (0..1000u32).map(|i| (i * 13 % 200 + 1) as u8).collect();
+    let data = packets(&sizes);
+    let got = exchange(t.connect(), &data, true).unwrap();
+    assert!(got == data, "packets differ");
+    let h = t.handler().inner();
+    assert_eq!(h.frames.load(SeqCst), sizes.len());
+    // Runs did form (and went through the default `frame_run`).
+    assert!(h.whole.load(SeqCst) >= 2, "no run formed");
     t.finish();
 }

@@ -251,6 +251,21 @@ pub fn check_length_field(data: &[u8]) {
     let width = codec.header_len();
     let (frames, expected) = model_length_field(&codec, stream);
     decode_every_way(&codec, stream, seed, true, &expected);
+    // `whole_frame_len` names exactly the frames `decode` cuts (none when
+    // the header is stripped), and nothing where `decode` waits or fails.
+    let mut end = 0;
+    for &(start, len) in &frames {
+        let want = (!codec.strips_header()).then_some(len);
+        assert_eq!(codec.whole_frame_len(&stream[start..]), want);
+        assert_eq!(codec.whole_frame_len(&stream[start..start + len]), want);
+        assert_eq!(codec.whole_frame_len(&stream[start..start + len - 1]), None);
+        end = start + len;
+    }
+    assert_eq!(
+        codec.whole_frame_len(&stream[end..]),
+        None,
+        "after the last frame"
+    );
     for (start, len) in frames {
         assert!(len <= codec.max_frame_length() && len >= width);
         let original = &stream[start..start + len];

@@ -233,6 +233,7 @@ impl LengthFieldCodec {
     }
 
     /// The frame length a header declares, checked against the limits.
+    #[inline]
     fn frame_len(&self, value: u64) -> Result<usize, FrameError> {
         let header = self.header_len();
         let len = i128::from(value) + i128::from(self.adjustment) + self.header_term();
@@ -250,6 +251,7 @@ impl LengthFieldCodec {
 
     /// The field value in `bytes` (exactly one header long). Each width
     /// has its own fixed-size load: no variable-length copy per frame.
+    #[inline(always)]
     fn read_field(&self, bytes: &[u8]) -> u64 {
         fn word<const N: usize>(bytes: &[u8]) -> [u8; N] {
             let mut w = [0u8; N];
@@ -322,6 +324,17 @@ impl Decoder for LengthFieldCodec {
             frame.advance(self.header_len());
         }
         Ok(Some(frame))
+    }
+
+    /// With the header kept, a frame is its own input bytes.
+    fn whole_frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        if self.strip_header {
+            return None;
+        }
+        let len = self
+            .frame_len(self.read_field(bytes.get(..self.header_len())?))
+            .ok()?;
+        (len <= bytes.len()).then_some(len)
     }
 }
 

@@ -113,6 +113,25 @@ pub trait Decoder {
     /// decoder per stream, always with the same `InBuf`.
     fn decode(&mut self, src: &mut InBuf) -> Result<Option<Self::Item>, Self::Error>;
 
+    /// The length of the whole frame at the start of `bytes`, for codecs
+    /// whose decoded item is exactly the bytes it was cut from (a
+    /// length-prefixed frame with its header kept, say).
+    ///
+    /// `Some(n)`, with `0 < n <= bytes.len()`, only when `decode`, in the
+    /// decoder's present state, would cut exactly the first `n` bytes of an
+    /// input that starts with `bytes` as one frame. `None` when `bytes`
+    /// does not begin with a whole, valid frame, while `decode` is inside a
+    /// frame or skipping input, and always for codecs whose items differ
+    /// from their input (the default). The framed layer uses it to hand
+    /// frames that arrived back to back to
+    /// [`FrameHandler::frame_run`](crate::FrameHandler::frame_run) as one
+    /// buffer. It only looks: [`Decoder::decode`] still cuts every other
+    /// frame and reports every error.
+    fn whole_frame_len(&self, bytes: &[u8]) -> Option<usize> {
+        let _ = bytes;
+        None
+    }
+
     /// Decode at the end of the stream: like [`Decoder::decode`], but bytes
     /// that do not form a whole frame are an error.
     ///

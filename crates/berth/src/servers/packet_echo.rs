@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 
 use crate::codec::{FrameError, LengthFieldCodec, LengthWidth};
-use crate::{FrameErrorAction, FrameHandler, FramedConn, IoBuf, Shutdown};
+use crate::{FrameErrorAction, FrameHandler, FrameRun, FramedConn, IoBuf, Shutdown};
 
 /// The seed's packet format: a 1-byte header holding the total packet
 /// length, header included (so at most 255 bytes; a header of 0 is malformed).
@@ -50,6 +50,18 @@ impl FrameHandler for PacketEcho {
 
     fn frame(&self, conn: &mut FramedConn<'_, '_, LengthFieldCodec>, _: &mut (), packet: IoBuf) {
         let _ = conn.conn().write_buf(packet);
+    }
+
+    /// Packets that arrived back to back go back as one buffer.
+    const FRAME_RUNS: bool = true;
+
+    fn frame_run(
+        &self,
+        conn: &mut FramedConn<'_, '_, LengthFieldCodec>,
+        _: &mut (),
+        run: FrameRun,
+    ) {
+        let _ = conn.conn().write_buf(run.into_bytes());
     }
 
     fn frame_error(

@@ -326,3 +326,38 @@ fn encoder_queues_large_payloads_without_copy() {
     );
     assert!(dst.is_empty());
 }
+
+#[test]
+fn whole_frame_len_agrees_with_decode() {
+    let codec = LengthFieldCodec::builder()
+        .width(LengthWidth::U16)
+        .length_adjustment(1)
+        .max_frame_length(10)
+        .build();
+    // Field 2, plus the adjustment and the 2-byte header: 5 bytes.
+    assert_eq!(codec.whole_frame_len(b"\x00\x02abcXYZ"), Some(5));
+    assert_eq!(codec.whole_frame_len(b"\x00\x02abc"), Some(5));
+    // Not all there yet, or not even the header.
+    assert_eq!(codec.whole_frame_len(b"\x00\x02ab"), None);
+    assert_eq!(codec.whole_frame_len(b"\x00"), None);
+    assert_eq!(codec.whole_frame_len(b""), None);
+    // Errors are left for decode to report.
+    assert_eq!(
+        codec.whole_frame_len(b"\x00\x20abcdefghijklmnopqrstuvwxyz0123456789"),
+        None
+    );
+    let packet = LengthFieldCodec::builder()
+        .width(LengthWidth::U8)
+        .length_includes_header()
+        .build();
+    assert_eq!(packet.whole_frame_len(b"\x03ab\x01"), Some(3));
+    assert_eq!(packet.whole_frame_len(b"\x01"), Some(1));
+    assert_eq!(packet.whole_frame_len(b"\x00ab"), None);
+    // A stripped header makes the item differ from its bytes: no runs.
+    let stripped = LengthFieldCodec::builder().strip_header().build();
+    assert_eq!(stripped.whole_frame_len(b"\x00\x00\x00\x01a"), None);
+    // Where it answers, decode cuts the same frame.
+    let mut c = codec.clone();
+    let mut src = input(&[b"\x00\x02abcXY"]);
+    assert_eq!(c.decode(&mut src).unwrap().unwrap().len(), 5);
+}
