@@ -14,11 +14,20 @@
 //! bytes are most likely still in the CPU's cache. A receive into a cold
 //! block costs a cache miss per line on top of the copy itself; with a queue
 //! every block would wait behind all the others and come back cold.
+//!
+//! In front of the shared, locked free list, each IO thread keeps a small
+//! stack of its own (Netty's `PoolThreadCache`): a block freed and allocated
+//! again on that thread, as every receive buffer is, takes no lock and
+//! touches no counter another thread writes. Those blocks count against the
+//! pool's `max_pooled` through a lease the thread takes when it binds its
+//! cache ([`BufPool::bind_thread_cache`]), so the pool's bound still holds.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Bound, Deref, RangeBounds};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 /// Where a pooled block's bytes start: a cache line boundary. The kernel
 /// copies received bytes with `rep movsb`, which on common x86 cores runs
@@ -76,14 +85,131 @@ struct PoolShared {
     /// itself is allocated up front), and IO threads rarely meet there.
     free: Mutex<Vec<Arc<Block>>>,
     allocated: AtomicUsize,
+    /// Slots of `max_pooled` leased to thread caches; the shared list keeps
+    /// at most `max_pooled - leased`. Changed under the `caches` lock.
+    leased: AtomicUsize,
+    /// How many blocks each bound thread cache holds, for `stats`.
+    caches: Mutex<Vec<Arc<AtomicUsize>>>,
 }
 
 impl PoolShared {
     fn free_list(&self) -> MutexGuard<'_, Vec<Arc<Block>>> {
         // Nothing panics while the lock is held; a poisoned list is still whole.
-        self.free
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cache_list(&self) -> MutexGuard<'_, Vec<Arc<AtomicUsize>>> {
+        self.caches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many blocks the shared free list may keep.
+    fn shared_cap(&self) -> usize {
+        self.max_pooled
+            .saturating_sub(self.leased.load(Ordering::Relaxed))
+    }
+
+    /// Keep `blocks` (oldest first) in the shared free list while it has
+    /// room; the rest are freed, after the unlock.
+    fn keep(&self, blocks: impl Iterator<Item = Arc<Block>>) {
+        let mut rest = Vec::new();
+        {
+            let mut free = self.free_list();
+            let cap = self.shared_cap();
+            for block in blocks {
+                if free.len() < cap {
+                    free.push(block);
+                } else {
+                    rest.push(block);
+                }
+            }
+        }
+        drop(rest);
+    }
+}
+
+/// The most blocks one thread's cache holds.
+const THREAD_CACHE_MAX: usize = 128;
+
+/// An IO thread's own stack of free blocks of one pool, most recently freed
+/// last. Only its thread touches it.
+struct ThreadCache {
+    pool: Arc<PoolShared>,
+    blocks: Vec<Arc<Block>>,
+    /// The slots of the pool's `max_pooled` this cache may fill.
+    lease: usize,
+    /// `blocks.len()` for `stats` on other threads (stored by this thread only).
+    published: Arc<AtomicUsize>,
+}
+
+impl ThreadCache {
+    fn serves(&self, pool: *const PoolShared) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.pool), pool)
+    }
+
+    fn publish(&self) {
+        self.published.store(self.blocks.len(), Ordering::Relaxed);
+    }
+
+    fn pop(&mut self) -> Option<Arc<Block>> {
+        let block = self.blocks.pop()?;
+        self.publish();
+        Some(block)
+    }
+
+    /// Push a freed block. A full cache first hands its older half to the
+    /// shared list, so the blocks freed last stay on top.
+    fn push(&mut self, block: Arc<Block>) {
+        if self.blocks.len() >= self.lease {
+            let half = self.blocks.len().div_ceil(2);
+            self.pool.keep(self.blocks.drain(..half));
+        }
+        self.blocks.push(block);
+        self.publish();
+    }
+}
+
+impl Drop for ThreadCache {
+    /// Unbind: give the lease back, then the blocks to the shared list.
+    fn drop(&mut self) {
+        {
+            let mut caches = self.pool.cache_list();
+            caches.retain(|c| !Arc::ptr_eq(c, &self.published));
+            self.pool.leased.fetch_sub(self.lease, Ordering::Relaxed);
+        }
+        self.pool.keep(self.blocks.drain(..));
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<Option<ThreadCache>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on this thread's cache if it serves `pool` (and is not in use).
+fn with_cache<R>(pool: *const PoolShared, f: impl FnOnce(&mut ThreadCache) -> R) -> Option<R> {
+    CACHE
+        .try_with(|cell| {
+            let mut cache = cell.try_borrow_mut().ok()?;
+            cache.as_mut().filter(|c| c.serves(pool)).map(f)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps the calling thread's block cache bound to a pool; dropping it (on
+/// the same thread) unbinds the cache and returns its blocks to the pool.
+#[must_use = "the cache is unbound when the guard is dropped"]
+pub(crate) struct ThreadCacheGuard {
+    bound: bool,
+    /// Bound to the thread whose cache it holds.
+    _thread: PhantomData<*const ()>,
+}
+
+impl Drop for ThreadCacheGuard {
+    fn drop(&mut self) {
+        if self.bound {
+            let cache = CACHE.try_with(|cell| cell.borrow_mut().take());
+            drop(cache); // unbinds (`ThreadCache::drop`), outside the borrow
+        }
     }
 }
 
@@ -99,12 +225,27 @@ fn recycle(mut block: Arc<Block>) {
     let Some(inner) = Arc::get_mut(&mut block) else {
         return; // another view still holds it
     };
-    // Unpooled, or the pool is gone: dropping the block frees it.
-    let Some(pool) = inner.pool.as_ref().and_then(Weak::upgrade) else {
+    let Some(owner) = inner.pool.as_ref().map(Weak::as_ptr) else {
+        return; // unpooled: dropping the block frees it
+    };
+    // This thread's cache, when it serves the block's pool: no lock, and no
+    // reference count of the pool to raise and lower. (A cache holds its
+    // pool alive, so no other pool can have the same address meanwhile.)
+    let mut slot = Some(block);
+    with_cache(owner, |cache| {
+        if let Some(block) = slot.take() {
+            cache.push(block);
+        }
+    });
+    let Some(block) = slot else {
+        return;
+    };
+    // The shared list. The pool gone: dropping the block frees it.
+    let Some(pool) = block.pool.as_ref().and_then(Weak::upgrade) else {
         return;
     };
     let mut free = pool.free_list();
-    if free.len() < pool.max_pooled {
+    if free.len() < pool.shared_cap() {
         free.push(block);
     }
     // A full pool keeps nothing: `block` is freed here, after the unlock.
@@ -140,6 +281,8 @@ impl BufPool {
                 max_pooled: max_pooled.max(1),
                 free: Mutex::new(Vec::with_capacity(max_pooled.clamp(1, 1 << 16))),
                 allocated: AtomicUsize::new(0),
+                leased: AtomicUsize::new(0),
+                caches: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -151,7 +294,8 @@ impl BufPool {
 
     /// An empty writable buffer, from the pool when one is free.
     pub fn alloc(&self) -> IoBufMut {
-        let reused = self.shared.free_list().pop();
+        let cached = with_cache(Arc::as_ptr(&self.shared), ThreadCache::pop).flatten();
+        let reused = cached.or_else(|| self.shared.free_list().pop());
         let block = match reused {
             Some(block) => block,
             None => {
@@ -185,11 +329,61 @@ impl BufPool {
     /// The pool's counters now.
     pub fn stats(&self) -> PoolStats {
         let allocated = self.shared.allocated.load(Ordering::Relaxed);
-        let pooled = self.shared.free_list().len();
+        let cached: usize = (self.shared.cache_list().iter())
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        let pooled = self.shared.free_list().len() + cached;
         PoolStats {
             allocated,
             pooled,
             in_use: allocated.saturating_sub(pooled),
+        }
+    }
+
+    /// Give the calling thread a cache of free blocks of this pool, in
+    /// front of the shared list, until the guard is dropped. An IO thread
+    /// binds one for its whole life. The cache leases up to a quarter of
+    /// `max_pooled` (at most 128 blocks), and all caches together at most
+    /// half, so a small pool gets none; a thread has one cache, and binding
+    /// a second pool while it is held does nothing.
+    pub(crate) fn bind_thread_cache(&self) -> ThreadCacheGuard {
+        let shared = &self.shared;
+        let bind = |cell: &RefCell<Option<ThreadCache>>| {
+            let mut cache = cell.try_borrow_mut().ok()?;
+            if cache.is_some() {
+                return None;
+            }
+            let published = Arc::new(AtomicUsize::new(0));
+            let lease = {
+                let mut caches = shared.cache_list();
+                // Lease only slots the shared list does not fill now, and
+                // leave it at least half the bound in all: blocks freed on
+                // other threads still find room there.
+                let room = shared.shared_cap().saturating_sub(shared.free_list().len());
+                let half =
+                    (shared.max_pooled / 2).saturating_sub(shared.leased.load(Ordering::Relaxed));
+                let lease = (shared.max_pooled / 4)
+                    .min(THREAD_CACHE_MAX)
+                    .min(room)
+                    .min(half);
+                if lease == 0 {
+                    return None;
+                }
+                shared.leased.fetch_add(lease, Ordering::Relaxed);
+                caches.push(Arc::clone(&published));
+                lease
+            };
+            *cache = Some(ThreadCache {
+                pool: Arc::clone(shared),
+                blocks: Vec::with_capacity(lease),
+                lease,
+                published,
+            });
+            Some(())
+        };
+        ThreadCacheGuard {
+            bound: CACHE.try_with(bind).ok().flatten().is_some(),
+            _thread: PhantomData,
         }
     }
 }
@@ -570,6 +764,117 @@ mod tests {
                 in_use: 0
             }
         );
+    }
+
+    /// Run `f` on a new thread (whose block cache starts unbound).
+    fn on_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        std::thread::scope(|s| s.spawn(f).join().expect("test thread panicked"))
+    }
+
+    fn shared_len(pool: &BufPool) -> usize {
+        pool.shared.free_list().len()
+    }
+
+    #[test]
+    fn a_bound_thread_reuses_its_blocks_without_the_shared_list() {
+        let pool = BufPool::new(64, 64);
+        on_thread(|| {
+            let guard = pool.bind_thread_cache();
+            assert!(guard.bound);
+            assert!(!pool.bind_thread_cache().bound, "one cache per thread");
+            let bufs: Vec<_> = (0..3).map(|_| pool.alloc()).collect();
+            let addrs: Vec<_> = bufs.iter().map(|b| b.as_ptr()).collect();
+            drop(bufs); // freed in order 0, 1, 2
+            assert_eq!(shared_len(&pool), 0, "freed into the thread's cache");
+            let stats = PoolStats {
+                allocated: 3,
+                pooled: 3,
+                in_use: 0,
+            };
+            assert_eq!(pool.stats(), stats);
+            let again: Vec<_> = (0..3).map(|_| pool.alloc()).collect();
+            let got: Vec<_> = again.iter().map(|b| b.as_ptr()).collect();
+            assert_eq!(got, addrs.iter().rev().copied().collect::<Vec<_>>());
+            drop(again);
+            drop(guard);
+            assert_eq!(shared_len(&pool), 3, "unbinding hands the blocks over");
+            assert_eq!(pool.stats(), stats);
+            assert_eq!(pool.shared.leased.load(Ordering::Relaxed), 0);
+            assert!(pool.shared.cache_list().is_empty());
+        });
+    }
+
+    #[test]
+    fn a_thread_cache_counts_against_max_pooled_and_stays_lifo() {
+        let pool = BufPool::new(16, 8); // a lease of 2
+        on_thread(|| {
+            let _guard = pool.bind_thread_cache();
+            let bufs: Vec<_> = (0..12).map(|_| pool.alloc()).collect();
+            let last = bufs[11].as_ptr();
+            drop(bufs);
+            let stats = PoolStats {
+                allocated: 8,
+                pooled: 8,
+                in_use: 0,
+            };
+            assert_eq!(pool.stats(), stats);
+            assert_eq!(shared_len(&pool), 6);
+            assert_eq!(
+                pool.alloc().as_ptr(),
+                last,
+                "the block freed last comes first"
+            );
+        });
+        assert_eq!(shared_len(&pool), 8);
+    }
+
+    #[test]
+    fn blocks_freed_on_other_threads_reach_a_bound_thread() {
+        let pool = BufPool::new(64, 64);
+        on_thread(|| {
+            let _guard = pool.bind_thread_cache();
+            let buf = pool.alloc();
+            let addr = buf.as_ptr();
+            on_thread(move || drop(buf)); // into the shared list
+            assert_eq!(shared_len(&pool), 1);
+            assert_eq!(pool.alloc().as_ptr(), addr);
+            assert_eq!(pool.stats().allocated, 1);
+        });
+    }
+
+    #[test]
+    fn thread_caches_lease_at_most_half_the_bound() {
+        use std::sync::mpsc;
+        let pool = BufPool::new(16, 16); // a quarter is 4; half is 8
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        std::thread::scope(|s| {
+            let mut leases = Vec::new();
+            for _ in 0..3 {
+                let (tx, rx) = mpsc::channel();
+                let (pool, release_rx) = (&pool, &release_rx);
+                s.spawn(move || {
+                    let _guard = pool.bind_thread_cache();
+                    tx.send(pool.shared.leased.load(Ordering::Relaxed)).unwrap();
+                    // Hold the cache until the main thread has seen them all.
+                    let _ = release_rx.lock().unwrap().recv();
+                });
+                leases.push(rx.recv().unwrap());
+            }
+            assert_eq!(leases, [4, 8, 8]);
+            drop(release_tx);
+        });
+        assert_eq!(pool.shared.leased.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_small_pool_leases_no_cache() {
+        let pool = BufPool::new(16, 2);
+        on_thread(|| {
+            assert!(!pool.bind_thread_cache().bound);
+            drop(pool.alloc());
+            assert_eq!(shared_len(&pool), 1);
+        });
     }
 
     #[test]

@@ -300,6 +300,8 @@ fn run_thread<H: Handler>(
     ready: mpsc::Sender<io::Result<()>>,
 ) {
     let index = ctx.index;
+    // Blocks this thread frees and allocates again skip the pool's lock.
+    let _cache = ctx.pool.bind_thread_cache();
     let res = match engine {
         EngineKind::Uring => uring::run(ctx, ready),
         EngineKind::Epoll => epoll::run(ctx, ready),
