@@ -147,6 +147,11 @@ impl ServerBuilder {
     }
 
     /// Set `TCP_NODELAY` on accepted connections (default on).
+    ///
+    /// It is set (or cleared) once on the listener, whose accepted sockets
+    /// inherit it on Linux, so accepting costs no `setsockopt` per
+    /// connection; the first accepted socket is checked, and should it lack
+    /// the option, every socket gets it set on its own.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.nodelay = on;
         self

@@ -222,7 +222,7 @@ fn setup<H: Handler>(ctx: ThreadCtx<H>) -> io::Result<EpollThread<H>> {
         acceptor: ctx
             .listener
             .as_ref()
-            .map(|_| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay)),
+            .map(|l| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay, l)),
         connector: Connector::new(ctx.config.nodelay),
         listener,
         accept_ready: true,

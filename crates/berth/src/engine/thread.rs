@@ -7,6 +7,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use socket2::SockRef;
+
 use crate::buffer::BufPool;
 use crate::core::{Backend, Core, ThreadStats};
 use crate::engine::connect::Connector;
@@ -60,11 +62,36 @@ pub(crate) struct Acceptor {
     backoff: Duration,
     next: usize,
     mailboxes: Arc<[Arc<Mailbox>]>,
-    nodelay: bool,
+    nodelay: NoDelay,
+}
+
+/// How accepted sockets get `TCP_NODELAY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoDelay {
+    /// Not wanted: the listener has it off, and so do accepted sockets.
+    Off,
+    /// Set on the listener, whose accepted sockets inherit it on Linux: no
+    /// `setsockopt` per connection. The first accepted socket is checked
+    /// before the call is skipped.
+    Inherited { checked: bool },
+    /// Set on each accepted socket (the listener refused it, or a socket
+    /// came without it).
+    PerSocket,
 }
 
 impl Acceptor {
-    pub fn new(mailboxes: Arc<[Arc<Mailbox>]>, nodelay: bool) -> Self {
+    /// The accept policy for `listener`, whose `TCP_NODELAY` is set to
+    /// `nodelay` here so that accepted sockets inherit it.
+    pub fn new(mailboxes: Arc<[Arc<Mailbox>]>, nodelay: bool, listener: &TcpListener) -> Self {
+        let on_listener = SockRef::from(listener).set_tcp_nodelay(nodelay);
+        let nodelay = match (nodelay, on_listener) {
+            (false, _) => NoDelay::Off,
+            (true, Ok(())) => NoDelay::Inherited { checked: false },
+            (true, Err(err)) => {
+                tracing::debug!(%err, "TCP_NODELAY refused on the listener; setting it per connection");
+                NoDelay::PerSocket
+            }
+        };
         Acceptor {
             paused: false,
             stopped: false,
@@ -73,6 +100,27 @@ impl Acceptor {
             next: 0,
             mailboxes,
             nodelay,
+        }
+    }
+
+    /// Give an accepted socket `TCP_NODELAY` if it wants it and lacks it.
+    fn apply_nodelay(&mut self, stream: &TcpStream) {
+        match self.nodelay {
+            NoDelay::Off | NoDelay::Inherited { checked: true } => {}
+            NoDelay::PerSocket => {
+                let _ = stream.set_nodelay(true);
+            }
+            NoDelay::Inherited { checked: false } => {
+                if stream.nodelay().unwrap_or(false) {
+                    self.nodelay = NoDelay::Inherited { checked: true };
+                } else {
+                    tracing::debug!(
+                        "accepted sockets lack the listener's TCP_NODELAY; setting it per connection"
+                    );
+                    let _ = stream.set_nodelay(true);
+                    self.nodelay = NoDelay::PerSocket;
+                }
+            }
         }
     }
 
@@ -118,9 +166,7 @@ impl Acceptor {
         peer: SocketAddr,
     ) {
         self.backoff = BACKOFF_MIN;
-        if self.nodelay {
-            let _ = stream.set_nodelay(true);
-        }
+        self.apply_nodelay(&stream);
         let target = self.next;
         self.next = (self.next + 1) % self.mailboxes.len();
         if target == 0 {
@@ -234,4 +280,72 @@ pub(crate) fn next_timer(
     let a = acceptor.as_ref().and_then(Acceptor::timer);
     let d = stop.deadline.filter(|_| !stop.aborted);
     [a, d, connector.timer()].into_iter().flatten().min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acceptor(nodelay: bool, listener: &TcpListener) -> Acceptor {
+        let mailbox = Arc::new(Mailbox::new(true).unwrap());
+        Acceptor::new(Arc::from([mailbox]), nodelay, listener)
+    }
+
+    /// Connect to `listener` and accept, both with timeouts.
+    fn accept_one(listener: &TcpListener) -> (TcpStream, TcpStream) {
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match listener.accept() {
+                Ok((server, _)) => return (client, server),
+                Err(err)
+                    if err.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(err) => panic!("accept: {err}"),
+            }
+        }
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut acc = acceptor(true, &listener);
+        assert!(SockRef::from(&listener).tcp_nodelay().unwrap());
+        for _ in 0..2 {
+            let (_client, server) = accept_one(&listener);
+            acc.apply_nodelay(&server);
+            assert!(server.nodelay().unwrap());
+            assert_eq!(acc.nodelay, NoDelay::Inherited { checked: true });
+        }
+    }
+
+    #[test]
+    fn a_socket_without_the_inherited_nodelay_gets_it_set() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut acc = acceptor(true, &listener);
+        // As if the listener's option were not passed on.
+        SockRef::from(&listener).set_tcp_nodelay(false).unwrap();
+        let (_client, server) = accept_one(&listener);
+        assert!(!server.nodelay().unwrap());
+        acc.apply_nodelay(&server);
+        assert!(server.nodelay().unwrap());
+        assert_eq!(acc.nodelay, NoDelay::PerSocket);
+        let (_client, server) = accept_one(&listener);
+        acc.apply_nodelay(&server);
+        assert!(server.nodelay().unwrap());
+    }
+
+    #[test]
+    fn nodelay_off_clears_it_on_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        SockRef::from(&listener).set_tcp_nodelay(true).unwrap();
+        let mut acc = acceptor(false, &listener);
+        let (_client, server) = accept_one(&listener);
+        acc.apply_nodelay(&server);
+        assert!(!server.nodelay().unwrap());
+    }
 }

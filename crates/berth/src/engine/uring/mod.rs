@@ -340,7 +340,7 @@ pub(crate) fn run<H: Handler>(
         acceptor: ctx
             .listener
             .as_ref()
-            .map(|_| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay)),
+            .map(|l| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay, l)),
         connector: Connector::new(ctx.config.nodelay),
         listener: ctx.listener,
         accept: OpState::Idle,
