@@ -17,7 +17,7 @@
 //!
 //! In front of the shared, locked free list, each IO thread keeps a small
 //! stack of its own (Netty's `PoolThreadCache`): a block freed and allocated
-//! again on that thread, as every receive buffer is, takes no lock and
+//! again on that thread, as most receive buffers are, takes no lock and
 //! touches no counter another thread writes. Those blocks count against the
 //! pool's `max_pooled` through a lease the thread takes when it binds its
 //! cache ([`BufPool::bind_thread_cache`]), so the pool's bound still holds.
@@ -161,6 +161,8 @@ impl ThreadCache {
     fn push(&mut self, block: Arc<Block>) {
         if self.blocks.len() >= self.lease {
             let half = self.blocks.len().div_ceil(2);
+            // Published first, so `stats` never counts a block twice.
+            (self.published).store(self.blocks.len() - half, Ordering::Relaxed);
             self.pool.keep(self.blocks.drain(..half));
         }
         self.blocks.push(block);
@@ -342,11 +344,12 @@ impl BufPool {
 
     /// Give the calling thread a cache of free blocks of this pool, in
     /// front of the shared list, until the guard is dropped. An IO thread
-    /// binds one for its whole life. The cache leases up to a quarter of
-    /// `max_pooled` (at most 128 blocks), and all caches together at most
-    /// half, so a small pool gets none; a thread has one cache, and binding
+    /// binds one for its whole life; `threads` is how many threads are
+    /// expected to. The cache leases a quarter of `max_pooled` shared by
+    /// `threads` (at most 128 blocks), and all caches together at most half
+    /// of it, so a small pool gets none; a thread has one cache, and binding
     /// a second pool while it is held does nothing.
-    pub(crate) fn bind_thread_cache(&self) -> ThreadCacheGuard {
+    pub(crate) fn bind_thread_cache(&self, threads: usize) -> ThreadCacheGuard {
         let shared = &self.shared;
         let bind = |cell: &RefCell<Option<ThreadCache>>| {
             let mut cache = cell.try_borrow_mut().ok()?;
@@ -356,13 +359,15 @@ impl BufPool {
             let published = Arc::new(AtomicUsize::new(0));
             let lease = {
                 let mut caches = shared.cache_list();
-                // Lease only slots the shared list does not fill now, and
-                // leave it at least half the bound in all: blocks freed on
-                // other threads still find room there.
-                let room = shared.shared_cap().saturating_sub(shared.free_list().len());
+                // Lease only slots the shared list does not fill now (held
+                // locked until the lease is counted), and leave it at least
+                // half the bound in all: blocks freed on other threads still
+                // find room there.
+                let free = shared.free_list();
+                let room = shared.shared_cap().saturating_sub(free.len());
                 let half =
                     (shared.max_pooled / 2).saturating_sub(shared.leased.load(Ordering::Relaxed));
-                let lease = (shared.max_pooled / 4)
+                let lease = (shared.max_pooled / (4 * threads.max(1)))
                     .min(THREAD_CACHE_MAX)
                     .min(room)
                     .min(half);
@@ -370,6 +375,7 @@ impl BufPool {
                     return None;
                 }
                 shared.leased.fetch_add(lease, Ordering::Relaxed);
+                drop(free);
                 caches.push(Arc::clone(&published));
                 lease
             };
@@ -779,9 +785,9 @@ mod tests {
     fn a_bound_thread_reuses_its_blocks_without_the_shared_list() {
         let pool = BufPool::new(64, 64);
         on_thread(|| {
-            let guard = pool.bind_thread_cache();
+            let guard = pool.bind_thread_cache(1);
             assert!(guard.bound);
-            assert!(!pool.bind_thread_cache().bound, "one cache per thread");
+            assert!(!pool.bind_thread_cache(1).bound, "one cache per thread");
             let bufs: Vec<_> = (0..3).map(|_| pool.alloc()).collect();
             let addrs: Vec<_> = bufs.iter().map(|b| b.as_ptr()).collect();
             drop(bufs); // freed in order 0, 1, 2
@@ -808,7 +814,7 @@ mod tests {
     fn a_thread_cache_counts_against_max_pooled_and_stays_lifo() {
         let pool = BufPool::new(16, 8); // a lease of 2
         on_thread(|| {
-            let _guard = pool.bind_thread_cache();
+            let _guard = pool.bind_thread_cache(1);
             let bufs: Vec<_> = (0..12).map(|_| pool.alloc()).collect();
             let last = bufs[11].as_ptr();
             drop(bufs);
@@ -832,7 +838,7 @@ mod tests {
     fn blocks_freed_on_other_threads_reach_a_bound_thread() {
         let pool = BufPool::new(64, 64);
         on_thread(|| {
-            let _guard = pool.bind_thread_cache();
+            let _guard = pool.bind_thread_cache(1);
             let buf = pool.alloc();
             let addr = buf.as_ptr();
             on_thread(move || drop(buf)); // into the shared list
@@ -854,7 +860,7 @@ mod tests {
                 let (tx, rx) = mpsc::channel();
                 let (pool, release_rx) = (&pool, &release_rx);
                 s.spawn(move || {
-                    let _guard = pool.bind_thread_cache();
+                    let _guard = pool.bind_thread_cache(1);
                     tx.send(pool.shared.leased.load(Ordering::Relaxed)).unwrap();
                     // Hold the cache until the main thread has seen them all.
                     let _ = release_rx.lock().unwrap().recv();
@@ -871,7 +877,7 @@ mod tests {
     fn a_small_pool_leases_no_cache() {
         let pool = BufPool::new(16, 2);
         on_thread(|| {
-            assert!(!pool.bind_thread_cache().bound);
+            assert!(!pool.bind_thread_cache(1).bound);
             drop(pool.alloc());
             assert_eq!(shared_len(&pool), 1);
         });

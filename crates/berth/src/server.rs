@@ -151,7 +151,9 @@ impl ServerBuilder {
     /// It is set (or cleared) once on the listener, whose accepted sockets
     /// inherit it on Linux, so accepting costs no `setsockopt` per
     /// connection; the first accepted socket is checked, and should it lack
-    /// the option, every socket gets it set on its own.
+    /// the option (one accepted before the listener had it, say), that
+    /// socket gets it set on its own. A user-supplied or inherited listener
+    /// is changed too, as any process sharing it will see.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.nodelay = on;
         self
@@ -306,7 +308,7 @@ fn run_thread<H: Handler>(
 ) {
     let index = ctx.index;
     // Blocks this thread frees and allocates again skip the pool's lock.
-    let _cache = ctx.pool.bind_thread_cache();
+    let _cache = ctx.pool.bind_thread_cache(ctx.mailboxes.len());
     let res = match engine {
         EngineKind::Uring => uring::run(ctx, ready),
         EngineKind::Epoll => epoll::run(ctx, ready),

@@ -65,17 +65,24 @@ pub(crate) struct Acceptor {
     nodelay: NoDelay,
 }
 
+/// Accepted sockets without an inherited `TCP_NODELAY`, in a row, after
+/// which each is given it without checking first.
+const NODELAY_MISSES: u8 = 16;
+
 /// How accepted sockets get `TCP_NODELAY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NoDelay {
     /// Not wanted: the listener has it off, and so do accepted sockets.
     Off,
-    /// Set on the listener, whose accepted sockets inherit it on Linux: no
-    /// `setsockopt` per connection. The first accepted socket is checked
-    /// before the call is skipped.
-    Inherited { checked: bool },
-    /// Set on each accepted socket (the listener refused it, or a socket
-    /// came without it).
+    /// Set on the listener, whose accepted sockets inherit it on Linux,
+    /// but not yet seen on one: each accepted socket is checked, and given
+    /// it if it lacks it (a connection queued before the listener had the
+    /// option lacks it). `misses` counts sockets that did, in a row.
+    Unverified { misses: u8 },
+    /// Seen inherited: no system call per connection.
+    Inherited,
+    /// Set on each accepted socket (the listener refused it, or sockets
+    /// kept coming without it).
     PerSocket,
 }
 
@@ -86,7 +93,7 @@ impl Acceptor {
         let on_listener = SockRef::from(listener).set_tcp_nodelay(nodelay);
         let nodelay = match (nodelay, on_listener) {
             (false, _) => NoDelay::Off,
-            (true, Ok(())) => NoDelay::Inherited { checked: false },
+            (true, Ok(())) => NoDelay::Unverified { misses: 0 },
             (true, Err(err)) => {
                 tracing::debug!(%err, "TCP_NODELAY refused on the listener; setting it per connection");
                 NoDelay::PerSocket
@@ -106,20 +113,24 @@ impl Acceptor {
     /// Give an accepted socket `TCP_NODELAY` if it wants it and lacks it.
     fn apply_nodelay(&mut self, stream: &TcpStream) {
         match self.nodelay {
-            NoDelay::Off | NoDelay::Inherited { checked: true } => {}
+            NoDelay::Off | NoDelay::Inherited => {}
             NoDelay::PerSocket => {
                 let _ = stream.set_nodelay(true);
             }
-            NoDelay::Inherited { checked: false } => {
+            NoDelay::Unverified { misses } => {
                 if stream.nodelay().unwrap_or(false) {
-                    self.nodelay = NoDelay::Inherited { checked: true };
+                    self.nodelay = NoDelay::Inherited;
+                    return;
+                }
+                let _ = stream.set_nodelay(true);
+                self.nodelay = if misses + 1 < NODELAY_MISSES {
+                    NoDelay::Unverified { misses: misses + 1 }
                 } else {
                     tracing::debug!(
                         "accepted sockets lack the listener's TCP_NODELAY; setting it per connection"
                     );
-                    let _ = stream.set_nodelay(true);
-                    self.nodelay = NoDelay::PerSocket;
-                }
+                    NoDelay::PerSocket
+                };
             }
         }
     }
@@ -319,7 +330,7 @@ mod tests {
             let (_client, server) = accept_one(&listener);
             acc.apply_nodelay(&server);
             assert!(server.nodelay().unwrap());
-            assert_eq!(acc.nodelay, NoDelay::Inherited { checked: true });
+            assert_eq!(acc.nodelay, NoDelay::Inherited);
         }
     }
 
@@ -329,14 +340,38 @@ mod tests {
         let mut acc = acceptor(true, &listener);
         // As if the listener's option were not passed on.
         SockRef::from(&listener).set_tcp_nodelay(false).unwrap();
+        for misses in 1..=NODELAY_MISSES {
+            let (_client, server) = accept_one(&listener);
+            assert!(!server.nodelay().unwrap());
+            acc.apply_nodelay(&server);
+            assert!(server.nodelay().unwrap());
+            let want = if misses < NODELAY_MISSES {
+                NoDelay::Unverified { misses }
+            } else {
+                NoDelay::PerSocket
+            };
+            assert_eq!(acc.nodelay, want);
+        }
         let (_client, server) = accept_one(&listener);
-        assert!(!server.nodelay().unwrap());
         acc.apply_nodelay(&server);
         assert!(server.nodelay().unwrap());
-        assert_eq!(acc.nodelay, NoDelay::PerSocket);
-        let (_client, server) = accept_one(&listener);
-        acc.apply_nodelay(&server);
-        assert!(server.nodelay().unwrap());
+    }
+
+    #[test]
+    fn a_socket_queued_before_the_listener_had_nodelay_is_given_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        SockRef::from(&listener).set_tcp_nodelay(false).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _early = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+        let mut acc = acceptor(true, &listener);
+        let (_client, early) = accept_one(&listener);
+        acc.apply_nodelay(&early);
+        assert!(early.nodelay().unwrap());
+        assert_eq!(acc.nodelay, NoDelay::Unverified { misses: 1 });
+        // Later sockets inherit it, and checking stops.
+        let (_client, later) = accept_one(&listener);
+        acc.apply_nodelay(&later);
+        assert_eq!(acc.nodelay, NoDelay::Inherited);
     }
 
     #[test]
