@@ -68,6 +68,12 @@ pub(crate) trait Backend {
     ) -> Option<io::Result<usize>>;
     fn shutdown(&mut self, io: &mut Self::Io, how: std::net::Shutdown) -> io::Result<()>;
     fn close(&mut self, key: Key, io: &mut Self::Io, mode: CloseMode) -> bool;
+    /// Dispose of a released connection's engine state, closing its socket.
+    /// Dropping it closes the socket at once; an engine may instead batch
+    /// the close with its other submissions.
+    fn release(&mut self, io: Self::Io) {
+        drop(io);
+    }
     /// Report (to the thread's connector) when the connecting socket `fd`
     /// becomes writable.
     fn watch_connect(&mut self, key: Key, fd: std::os::fd::RawFd);
@@ -511,12 +517,12 @@ impl<H: Handler, I> Core<H, I> {
         }
         let Some(io) = e.io.as_mut() else { return };
         if be.close(key, io, mode) {
-            self.released(key);
+            self.released(be, key);
         }
     }
 
     /// The engine finished closing the connection: free its slot.
-    pub fn released(&mut self, key: Key) {
+    pub fn released<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
         let Some(slot) = self.slots.get_mut(key.idx as usize) else {
             return;
         };
@@ -534,7 +540,9 @@ impl<H: Handler, I> Core<H, I> {
         e.st.wq.clear();
         e.st.stash.clear();
         e.st.shared = None;
-        e.io = None;
+        if let Some(io) = e.io.take() {
+            be.release(io);
+        }
         e.state = H::State::default();
         let (id, peer) = (e.st.id, e.st.peer);
         if self.spare.len() < self.max_spare {

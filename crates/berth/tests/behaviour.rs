@@ -30,6 +30,7 @@ both_engines!(
     dropping_a_server_without_shutdown_does_not_hang,
     tiny_ring_and_scarce_buffers_lose_nothing,
     end_of_stream_arriving_with_the_data_is_seen,
+    a_closed_connection_releases_its_descriptor,
 );
 
 /// An echo handler that counts the callbacks.
@@ -88,6 +89,60 @@ impl Handler for Echo {
             _ => 0,
         };
     }
+}
+
+/// The inode of this process's TCP socket from `local` to `peer` (IPv4),
+/// from `/proc/net/tcp`; `None` once no socket has that pair or it has no
+/// descriptor left (a closed socket lingers there with inode 0).
+fn tcp_socket_inode(local: SocketAddr, peer: SocketAddr) -> Option<u64> {
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => {
+            let ip = u32::from_ne_bytes(v4.ip().octets());
+            format!("{ip:08X}:{:04X}", v4.port())
+        }
+        SocketAddr::V6(_) => unreachable!("the test listens on IPv4"),
+    };
+    let (local, peer) = (hex(local), hex(peer));
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 9 && f[1] == local && f[2] == peer)
+            .then(|| f[9].parse().ok())
+            .flatten()
+            .filter(|&inode| inode != 0)
+    })
+}
+
+/// Whether this process holds a descriptor for socket `inode`.
+fn holds_socket(inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc/self/fd")
+        .expect("read /proc/self/fd")
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_str() == Some(want.as_str())))
+}
+
+/// The server's descriptor for a connection is closed once the connection
+/// is (the io_uring engine closes it through the ring, not at once).
+fn a_closed_connection_releases_its_descriptor(engine: EngineChoice) {
+    let t = start(engine, Echo::default());
+    let mut s = t.connect();
+    s.write_all(b"ping").unwrap();
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    let server_side = tcp_socket_inode(t.addr, s.local_addr().unwrap())
+        .expect("the server's socket for the connection");
+    assert!(
+        holds_socket(server_side),
+        "the open connection has a descriptor"
+    );
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s).unwrap(), b"");
+    assert!(
+        eventually(IO_TIMEOUT, || !holds_socket(server_side)),
+        "the server kept the descriptor of a closed connection"
+    );
+    t.finish();
 }
 
 fn split_message_arrives_whole_and_in_order(engine: EngineChoice) {
