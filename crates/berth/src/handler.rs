@@ -50,7 +50,9 @@ pub enum ServerEvent<'a> {
         /// The peer's address.
         peer: SocketAddr,
     },
-    /// A connection's socket was closed and its resources released.
+    /// A connection's resources were released and its socket closed (on
+    /// io_uring the close goes out with the thread's next submission, a
+    /// moment later).
     ConnectionClosed {
         /// The connection.
         id: ConnId,
