@@ -31,6 +31,7 @@ both_engines!(
     tiny_ring_and_scarce_buffers_lose_nothing,
     end_of_stream_arriving_with_the_data_is_seen,
     a_closed_connection_releases_its_descriptor,
+    connections_know_their_peers_address,
 );
 
 /// An echo handler that counts the callbacks.
@@ -88,6 +89,48 @@ impl Handler for Echo {
             ServerEvent::ConnectionClosed { .. } => self.closed.fetch_add(1, SeqCst),
             _ => 0,
         };
+    }
+}
+
+/// Records the peer address each connection was established with.
+#[derive(Default)]
+struct Peers {
+    seen: Mutex<Vec<SocketAddr>>,
+}
+
+impl Handler for Peers {
+    type State = ();
+
+    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), peer: SocketAddr) {
+        assert_eq!(conn.peer_addr(), peer);
+        self.seen.lock().unwrap().push(peer);
+        conn.write(b"!").unwrap();
+    }
+
+    fn read_completed(&self, _: &mut Conn<'_>, _: &mut (), _: IoBuf) {}
+}
+
+/// Every connection learns its peer's address, over IPv4 and IPv6, with
+/// more connections arriving together than the io_uring engine keeps
+/// accepts in flight.
+fn connections_know_their_peers_address(engine: EngineChoice) {
+    for listen in ["127.0.0.1:0", "[::1]:0"] {
+        let t = start_with(
+            builder(engine).listen(listen.parse().unwrap()),
+            Peers::default(),
+        );
+        let mut clients: Vec<_> = (0..40).map(|_| t.connect()).collect();
+        for c in &mut clients {
+            let mut hello = [0u8; 1];
+            c.read_exact(&mut hello).unwrap();
+        }
+        let mut want: Vec<SocketAddr> = clients.iter().map(|c| c.local_addr().unwrap()).collect();
+        let mut seen = t.handler().seen.lock().unwrap().clone();
+        want.sort();
+        seen.sort();
+        assert_eq!(seen, want, "listening on {listen}");
+        drop(clients);
+        t.finish();
     }
 }
 
