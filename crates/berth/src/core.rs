@@ -536,7 +536,9 @@ impl<H: Handler, I> Core<H, I> {
         self.free.push(key.idx);
         self.live -= 1;
         ThreadStats::add(&self.stats.closed, 1);
-        // Buffers go back to the pool, the socket is closed, the state dropped.
+        // Buffers go back to the pool, the socket to `Backend::release`
+        // (which closes it, at once or with the engine's next submission),
+        // the state is dropped.
         e.st.wq.clear();
         e.st.stash.clear();
         e.st.shared = None;

@@ -50,9 +50,10 @@ pub enum ServerEvent<'a> {
         /// The peer's address.
         peer: SocketAddr,
     },
-    /// A connection's resources were released and its socket closed (on
-    /// io_uring the close goes out with the thread's next submission, a
-    /// moment later).
+    /// A connection's resources were released. Its socket is closed: at
+    /// once on epoll; on io_uring by a close that goes out with the thread's
+    /// next submission, so the descriptor may still be open for a moment
+    /// after this event.
     ConnectionClosed {
         /// The connection.
         id: ConnId,

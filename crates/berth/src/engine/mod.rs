@@ -24,8 +24,7 @@ pub use probe::{UringUnavailable, probe_uring};
 /// The engine a server runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EngineKind {
-    /// io_uring: accepts that bring the peer's address, multishot receive,
-    /// provided-buffer rings.
+    /// io_uring: multishot accept and receive, provided-buffer rings.
     Uring,
     /// epoll readiness notifications (through mio).
     Epoll,

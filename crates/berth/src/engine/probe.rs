@@ -76,6 +76,7 @@ fn probe_on_this_thread() -> Result<(), UringUnavailable> {
         .map_err(|_| UringUnavailable::MissingOpcode("IORING_REGISTER_PROBE"))?;
     let needed = [
         (opcode::AcceptMulti::CODE, "ACCEPT"),
+        (opcode::Close::CODE, "CLOSE"),
         (opcode::RecvMulti::CODE, "RECV"),
         (opcode::Send::CODE, "SEND"),
         (opcode::SendMsg::CODE, "SENDMSG"),

@@ -1,7 +1,6 @@
-//! The io_uring engine: one ring per IO thread, a set of accepts that each
-//! bring the peer's address, multishot receive into a provided-buffer ring,
-//! one `io_uring_enter` per batch (released sockets are closed in the batch
-//! too).
+//! The io_uring engine: one ring per IO thread, multishot accept, multishot
+//! receive into a provided-buffer ring, one `io_uring_enter` per batch
+//! (released sockets are closed in the batch too).
 //!
 //! Every submission carries `user_data` = generation | slot | kind, so a
 //! completion that arrives late never reaches the slot's next connection.
@@ -20,7 +19,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
-use socket2::{SockAddr, SockAddrStorage};
 
 use crate::buffer::{BufPool, IoBuf};
 use crate::core::{Backend, CloseMode, Core};
@@ -39,51 +37,15 @@ const K_CONNECT: u64 = 6;
 const K_CLOSE: u64 = 7;
 
 /// The key in the `user_data` of operations that belong to the thread, not
-/// to a connection (accept, wake-up).
+/// to a connection (accept, wake-up, close).
 const THREAD_OP: Key = Key {
     idx: 0,
     generation: 0,
 };
 
-/// Accepts kept in flight at once. Each has its own address slot, which the
-/// kernel fills with the peer's address along with the socket, so accepting
-/// costs no `getpeername` per connection (a multishot accept has one slot
-/// for all its completions, overwritten before they are read). The kernel
-/// wakes one waiting accept per connection; a pass takes up to this many
-/// and re-arms them with the next submission, which accepts at once what
-/// is still queued.
-const ACCEPTS: usize = 16;
-
-/// Where one accept's peer address lands; owned by the engine while the
-/// accept is in flight.
-struct AcceptSlot {
-    addr: SockAddrStorage,
-    len: libc::socklen_t,
-    state: OpState,
-}
-
-impl AcceptSlot {
-    /// A full set of idle slots.
-    fn set() -> Box<[AcceptSlot; ACCEPTS]> {
-        Box::new(std::array::from_fn(|_| AcceptSlot {
-            addr: SockAddrStorage::zeroed(),
-            len: 0,
-            state: OpState::Idle,
-        }))
-    }
-}
-
 /// Most buffers gathered into one `sendmsg`.
 const MAX_IOV: usize = 8;
 const BGID: u16 = 0;
-
-/// The key in the `user_data` of accept number `slot`.
-fn accept_key(slot: usize) -> Key {
-    Key {
-        idx: slot as u32,
-        generation: 0,
-    }
-}
 
 fn user_data(kind: u64, key: Key) -> u64 {
     (u64::from(key.generation) << 32) | (u64::from(key.idx) << 4) | kind
@@ -180,9 +142,7 @@ impl Ring {
         // connection's send buffers stay in its write queue and its
         // iovecs/msghdr in its boxed table entry until it is released,
         // which happens only after its last completion; the wake-up buffer
-        // and the accept address slots live as long as the thread's loop
-        // (and are leaked if teardown gives up on their completions); a
-        // probe's memory outlives it.
+        // lives as long as the thread's loop; a probe's memory outlives it.
         unsafe { self.ring.submission().push(entry) }.is_ok()
     }
 
@@ -229,7 +189,7 @@ impl Ring {
 impl Backend for Ring {
     type Io = UringIo;
     // io_uring wants the file itself blocking (it never blocks the thread
-    // either way); the accepts leave out SOCK_NONBLOCK.
+    // either way); the multishot accept leaves out SOCK_NONBLOCK.
     const NONBLOCKING: bool = false;
 
     fn adopt_io(&mut self, sock: TcpStream) -> io::Result<UringIo> {
@@ -351,8 +311,7 @@ struct UringThread<H: Handler> {
     acceptor: Option<Acceptor>,
     connector: Connector,
     listener: Option<std::net::TcpListener>,
-    /// Boxed so the address slots stay put while the kernel writes them.
-    accepts: Box<[AcceptSlot; ACCEPTS]>,
+    accept: OpState,
     stop: StopState,
     wake: OpState,
     /// Where the eventfd read lands; boxed so its address is stable.
@@ -398,7 +357,7 @@ pub(crate) fn run<H: Handler>(
             .map(|l| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay, l)),
         connector: Connector::new(ctx.config.nodelay),
         listener: ctx.listener,
-        accepts: AcceptSlot::set(),
+        accept: OpState::Idle,
         stop: StopState::default(),
         wake: OpState::Idle,
         wake_buf: Box::new(0),
@@ -431,7 +390,7 @@ impl<H: Handler> UringThread<H> {
             if self.core.is_stopping()
                 && self.core.live() == 0
                 && self.connector.is_idle()
-                && !self.accepting()
+                && self.accept == OpState::Idle
                 && self.listener.is_none()
             {
                 return Ok(());
@@ -514,7 +473,7 @@ impl<H: Handler> UringThread<H> {
         match kind {
             K_RECV => self.on_recv(key, res, flags, more),
             K_SEND => self.on_send(key, res),
-            K_ACCEPT => self.on_accept(key.idx as usize, res),
+            K_ACCEPT => self.on_accept(res, more),
             K_CONNECT => self.connector.ready(&mut self.core, &mut self.be, key),
             K_WAKE => {
                 self.wake = OpState::Idle;
@@ -593,12 +552,10 @@ impl<H: Handler> UringThread<H> {
         self.core.on_write(&mut self.be, key, res);
     }
 
-    /// One of the accepts (slot `slot`) completed.
-    fn on_accept(&mut self, slot: usize, res: i32) {
-        let Some(entry) = self.accepts.get_mut(slot) else {
-            return;
-        };
-        entry.state = OpState::Idle;
+    fn on_accept(&mut self, res: i32, more: bool) {
+        if !more {
+            self.accept = OpState::Idle;
+        }
         let Some(acceptor) = self.acceptor.as_mut() else {
             return;
         };
@@ -606,64 +563,47 @@ impl<H: Handler> UringThread<H> {
             // SAFETY: the kernel just created this descriptor for us; nothing
             // else owns it.
             let stream = unsafe { TcpStream::from_raw_fd(res) };
-            let storage = std::mem::replace(&mut entry.addr, SockAddrStorage::zeroed());
-            // SAFETY: the accept's completion means the kernel wrote the
-            // peer's address into this slot and its length into `len` (at
-            // most the storage's size, which it was given).
-            let addr = unsafe { SockAddr::new(storage, entry.len) };
-            match addr.as_socket().map_or_else(|| stream.peer_addr(), Ok) {
+            if acceptor.stopped {
+                return; // accepted while being cancelled: closed unserved
+            }
+            match stream.peer_addr() {
                 Ok(peer) => acceptor.route(&mut self.core, &mut self.be, stream, peer),
                 Err(err) => tracing::debug!(%err, "accepted socket has no peer"),
             }
         } else if res != -libc::ECANCELED {
             let err = io::Error::from_raw_os_error(-res);
-            if acceptor.failed(&err, &*self.core.handler) {
-                self.cancel_accepts();
+            if acceptor.failed(&err, &*self.core.handler) && more {
+                self.cancel_accept();
             }
         }
     }
 
-    /// Whether an accept is in flight.
-    fn accepting(&self) -> bool {
-        self.accepts.iter().any(|a| a.state != OpState::Idle)
+    fn cancel_accept(&mut self) {
+        self.be.cancel(K_ACCEPT, THREAD_OP);
+        self.accept = OpState::Cancelling;
     }
 
-    fn cancel_accepts(&mut self) {
-        for (i, slot) in self.accepts.iter_mut().enumerate() {
-            if slot.state == OpState::Armed {
-                self.be
-                    .cancel(user_data(K_ACCEPT, accept_key(i)), THREAD_OP);
-                slot.state = OpState::Cancelling;
-            }
-        }
-    }
-
-    /// Arm or cancel the accepts to match the accept policy.
+    /// Arm or cancel the multishot accept to match the accept policy.
     fn reconcile_accept(&mut self) {
         let Some(acceptor) = self.acceptor.as_mut() else {
             return;
         };
+        let want = acceptor.wants_accept(Instant::now()) && self.listener.is_some();
         let stopped = acceptor.stopped;
-        let listener = self.listener.as_ref().map(|l| l.as_raw_fd());
-        match listener.filter(|_| acceptor.wants_accept(Instant::now())) {
-            Some(fd) => {
-                for (i, slot) in self.accepts.iter_mut().enumerate() {
-                    if slot.state != OpState::Idle {
-                        continue;
-                    }
-                    slot.len = slot.addr.size_of();
-                    let addr: *mut SockAddrStorage = &mut slot.addr;
-                    let sqe = opcode::Accept::new(types::Fd(fd), addr.cast(), &mut slot.len)
-                        .flags(libc::SOCK_CLOEXEC)
-                        .build()
-                        .user_data(user_data(K_ACCEPT, accept_key(i)));
-                    self.be.push(sqe);
-                    slot.state = OpState::Armed;
-                }
+        match (want, self.accept) {
+            (true, OpState::Idle) => {
+                let fd = types::Fd(self.listener.as_ref().map_or(-1, |l| l.as_raw_fd()));
+                let sqe = opcode::AcceptMulti::new(fd)
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build()
+                    .user_data(K_ACCEPT);
+                self.be.push(sqe);
+                self.accept = OpState::Armed;
             }
-            None => self.cancel_accepts(),
+            (false, OpState::Armed) => self.cancel_accept(),
+            _ => {}
         }
-        if stopped && !self.accepting() {
+        if stopped && self.accept == OpState::Idle {
             self.listener = None; // stop listening: close the socket
         }
     }
@@ -678,7 +618,9 @@ impl<H: Handler> UringThread<H> {
         if self.core.live() > 0 {
             self.core.abort_all(&mut self.be);
         }
-        self.cancel_accepts();
+        if self.accept == OpState::Armed {
+            self.be.cancel(K_ACCEPT, THREAD_OP);
+        }
         let give_up = Instant::now() + Duration::from_secs(5);
         while self.be.inflight > 0 && Instant::now() < give_up {
             if self
@@ -694,9 +636,6 @@ impl<H: Handler> UringThread<H> {
                 inflight = self.be.inflight,
                 "io_uring operations still in flight at exit"
             );
-            // The kernel may still write into these: never free them.
-            Box::leak(std::mem::replace(&mut self.accepts, AcceptSlot::set()));
-            Box::leak(std::mem::replace(&mut self.wake_buf, Box::new(0)));
         }
         self.be.bufs.unregister(&self.be.ring);
         self.core.stats.ring_buffers.store(0, Ordering::Relaxed);
