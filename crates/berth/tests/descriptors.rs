@@ -2,8 +2,8 @@
 //! instead of spinning, established connections are unaffected, and
 //! accepting resumes once descriptors are free again.
 //!
-//! The descriptor limit is per process, so this file holds one test, which
-//! runs each engine in turn.
+//! The test fills the process's descriptor table up to its limit, so this
+//! file holds one test, which runs each engine in turn.
 
 mod common;
 
@@ -35,20 +35,21 @@ impl Handler for Counting {
     }
 }
 
-fn nofile() -> libc::rlimit {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit to write into.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-    lim
+/// The soft limit on open descriptors, from `/proc/self/limits`.
+fn nofile_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    line.split_whitespace()
+        .nth(3)
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric soft limit")
 }
 
-fn set_nofile(lim: libc::rlimit) {
-    // SAFETY: `lim` is a valid rlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
-}
+/// The most descriptors this test will take up to the limit.
+const MAX_FILL: u64 = 65_536;
 
 fn echo_once(c: &mut std::net::TcpStream) {
     c.write_all(b"ping").unwrap();
@@ -58,14 +59,6 @@ fn echo_once(c: &mut std::net::TcpStream) {
 }
 
 fn out_of_descriptors(engine: EngineChoice) {
-    // A low limit, set before the server starts: io_uring reads it when an
-    // accept is submitted, not when it runs.
-    let saved = nofile();
-    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
-    set_nofile(libc::rlimit {
-        rlim_cur: open + 64,
-        rlim_max: saved.rlim_max,
-    });
     let t = start(engine, Counting::default());
     let mut established = t.connect();
     echo_once(&mut established);
@@ -92,7 +85,6 @@ fn out_of_descriptors(engine: EngineChoice) {
     echo_once(&mut established);
     // Free descriptors: the waiting client is accepted and served.
     drop(filler);
-    set_nofile(saved);
     echo_once(&mut waiting);
     drop((established, waiting));
     t.finish();
@@ -100,6 +92,11 @@ fn out_of_descriptors(engine: EngineChoice) {
 
 #[test]
 fn running_out_of_descriptors_backs_off_and_recovers() {
+    let limit = nofile_limit();
+    if limit > MAX_FILL {
+        eprintln!("skipped: the descriptor limit ({limit}) is too high to fill");
+        return;
+    }
     for engine in [EngineChoice::Uring, EngineChoice::Epoll] {
         out_of_descriptors(engine);
     }
