@@ -162,7 +162,8 @@ impl ThreadCache {
         if self.blocks.len() >= self.lease {
             let half = self.blocks.len().div_ceil(2);
             // Published first, so `stats` never counts a block twice.
-            (self.published).store(self.blocks.len() - half, Ordering::Relaxed);
+            self.published
+                .store(self.blocks.len() - half, Ordering::Relaxed);
             self.pool.keep(self.blocks.drain(..half));
         }
         self.blocks.push(block);

@@ -150,10 +150,11 @@ impl ServerBuilder {
     ///
     /// It is set (or cleared) once on the listener, whose accepted sockets
     /// inherit it on Linux, so accepting costs no `setsockopt` per
-    /// connection; the first accepted socket is checked, and should it lack
-    /// the option (one accepted before the listener had it, say), that
-    /// socket gets it set on its own. A user-supplied or inherited listener
-    /// is changed too, as any process sharing it will see.
+    /// connection. Accepted sockets are checked until one shows the option;
+    /// one that lacks it (accepted before the listener had it, say) gets it
+    /// set on its own, and after 16 such sockets in a row every socket does.
+    /// A user-supplied or inherited listener is changed too, as any process
+    /// sharing it will see.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.nodelay = on;
         self
