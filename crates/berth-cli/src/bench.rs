@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use berth::{Conn, ConnHandle, EngineChoice, Handler, IoBuf, ServerEvent, ServerHandle};
+use berth::{Conn, ConnHandle, EngineChoice, Handler, IoBuf, IoBufMut, ServerEvent, ServerHandle};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 
@@ -104,9 +104,61 @@ impl Template {
         out[self.ts_at..self.ts_at + 8].copy_from_slice(&ts.to_le_bytes());
     }
 
-    /// Whether byte `i` of a message is part of the variable fields.
-    fn is_field(&self, i: usize) -> bool {
-        (self.seq_at..self.ts_at + 8).contains(&i)
+    /// Check `chunk`, the bytes of a message from offset `at` on, against
+    /// the template: whether every fixed byte matches. The bytes of the
+    /// variable fields are copied into `fields` instead.
+    fn check(&self, at: usize, chunk: &[u8], fields: &mut [u8; 12]) -> bool {
+        let end = at + chunk.len();
+        let (f0, f1) = (self.seq_at, self.ts_at + 8);
+        let part = |from: usize, to: usize| &chunk[from - at..to - at];
+        let mut ok = true;
+        if at < f0 {
+            let to = end.min(f0);
+            ok &= part(at, to) == &self.bytes[at..to];
+        }
+        let (from, to) = (at.max(f0), end.min(f1));
+        if from < to {
+            fields[from - f0..to - f0].copy_from_slice(part(from, to));
+        }
+        if end > f1 {
+            let from = at.max(f1);
+            ok &= part(from, end) == &self.bytes[from..end];
+        }
+        ok
+    }
+}
+
+/// Fills pooled buffers with outgoing bytes and queues each one as it
+/// fills up, so a message is copied once, from the template.
+struct Filler<'c, 'a> {
+    conn: &'c mut Conn<'a>,
+    buf: Option<IoBufMut>,
+}
+
+impl<'c, 'a> Filler<'c, 'a> {
+    fn new(conn: &'c mut Conn<'a>) -> Self {
+        Filler { conn, buf: None }
+    }
+
+    fn put(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let buf = self.buf.get_or_insert_with(|| self.conn.pool().alloc());
+            let took = buf.extend_from_slice(bytes);
+            bytes = &bytes[took..];
+            if buf.remaining() == 0 {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(buf) = self.buf.take().filter(|b| !b.is_empty()) {
+            let _ = self.conn.write_buf(buf.freeze());
+        }
+    }
+
+    fn finish(mut self) {
+        self.flush();
     }
 }
 
@@ -147,7 +199,6 @@ struct ConnBench {
     recv_off: usize,
     /// The current message's fields as received.
     fields: [u8; 12],
-    scratch: Vec<u8>,
     broken: bool,
 }
 
@@ -159,21 +210,30 @@ impl Shared {
     }
 
     fn send(&self, conn: &mut Conn<'_>, st: &mut ConnBench, ts: u64) {
-        self.template.fill(&mut st.scratch, st.next_send, ts);
-        st.next_send = st.next_send.wrapping_add(1);
-        let _ = conn.write(&st.scratch);
+        self.send_many(conn, st, 1, ts);
     }
 
-    fn record(&self, conn: &Conn<'_>, sent_ns: u64) {
-        let now = Instant::now();
-        if now < self.measure_from || now > self.measure_to {
-            return;
+    /// Send the connection's next `n` messages, stamped `ts`, written
+    /// straight into pooled buffers (as many messages per buffer as fit).
+    fn send_many(&self, conn: &mut Conn<'_>, st: &mut ConnBench, n: u32, ts: u64) {
+        let t = &self.template;
+        let mut out = Filler::new(conn);
+        for _ in 0..n {
+            let mut fields = [0u8; 12];
+            fields[..4].copy_from_slice(&st.next_send.to_le_bytes());
+            fields[4..].copy_from_slice(&ts.to_le_bytes());
+            st.next_send = st.next_send.wrapping_add(1);
+            out.put(&t.bytes[..t.seq_at]);
+            out.put(&fields);
+            out.put(&t.bytes[t.ts_at + 8..]);
         }
-        let latency_us = (self.now_ns().saturating_sub(sent_ns) / 1000).max(1);
+        out.finish();
+    }
+
+    /// The histogram shard of connection `conn`.
+    fn shard(&self, conn: &Conn<'_>) -> std::sync::MutexGuard<'_, Shard> {
         let shard = (conn.id().as_u64() & 0xff) as usize % self.shards.len();
-        let mut s = self.shards[shard].lock().unwrap();
-        let _ = s.hist.record(latency_us);
-        s.messages += 1;
+        self.shards[shard].lock().unwrap()
     }
 }
 
@@ -183,7 +243,6 @@ impl Handler for Bench {
     fn connection_established(&self, conn: &mut Conn<'_>, st: &mut ConnBench, _: SocketAddr) {
         let b = &self.0;
         b.established.fetch_add(1, Relaxed);
-        st.scratch.reserve(b.size);
         if b.open_loop {
             b.handles.lock().unwrap().push(conn.handle());
         } else {
@@ -199,16 +258,18 @@ impl Handler for Bench {
         if st.broken {
             return;
         }
+        // One clock reading for the whole buffer: its messages arrived
+        // together, and the replies they trigger leave together.
+        let now = Instant::now();
+        let now_ns = now.saturating_duration_since(b.start).as_nanos() as u64;
+        let measuring = now >= b.measure_from && now <= b.measure_to;
+        let mut shard = None;
+        let mut echoed = 0u32;
         let mut data = &buf[..];
         while !data.is_empty() {
             let take = data.len().min(b.size - st.recv_off);
-            for (k, &byte) in data[..take].iter().enumerate() {
-                let i = st.recv_off + k;
-                if b.template.is_field(i) {
-                    st.fields[i - b.template.seq_at] = byte;
-                } else if byte != b.template.bytes[i] {
-                    st.broken = true;
-                }
+            if !b.template.check(st.recv_off, &data[..take], &mut st.fields) {
+                st.broken = true;
             }
             st.recv_off += take;
             data = &data[take..];
@@ -219,7 +280,7 @@ impl Handler for Bench {
             st.recv_off = 0;
             let seq = u32::from_le_bytes(st.fields[..4].try_into().unwrap());
             let sent = u64::from_le_bytes(st.fields[4..].try_into().unwrap());
-            if seq != st.next_recv || sent > b.now_ns() {
+            if seq != st.next_recv || sent > now_ns {
                 st.broken = true;
             }
             if st.broken {
@@ -228,18 +289,24 @@ impl Handler for Bench {
                 return;
             }
             st.next_recv = st.next_recv.wrapping_add(1);
-            b.total_messages.fetch_add(1, Relaxed);
-            b.record(conn, sent);
+            echoed += 1;
+            if measuring {
+                let s = shard.get_or_insert_with(|| b.shard(conn));
+                let _ = s.hist.record((now_ns.saturating_sub(sent) / 1000).max(1));
+                s.messages += 1;
+            }
             if b.churn {
-                if Instant::now() >= b.measure_from && Instant::now() <= b.measure_to {
+                if measuring {
                     b.completed_conns.fetch_add(1, Relaxed);
                 }
                 conn.close();
-                return;
+                break;
             }
-            if !b.open_loop && !b.stop.load(Relaxed) {
-                b.send(conn, st, b.now_ns());
-            }
+        }
+        drop(shard);
+        b.total_messages.fetch_add(u64::from(echoed), Relaxed);
+        if echoed > 0 && !b.churn && !b.open_loop && !b.stop.load(Relaxed) {
+            b.send_many(conn, st, echoed, now_ns);
         }
     }
 
@@ -498,6 +565,59 @@ fn pace(b: &Shared, rate: f64) {
             seqs[i] = seqs[i].wrapping_add(1);
             let _ = handles[i].write(&msg);
             next += interval;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Mode, Template};
+
+    /// Check `msg` in chunks that end at `cuts`; the fields as read, and
+    /// whether every fixed byte matched.
+    fn check_in_chunks(t: &Template, msg: &[u8], cuts: &[usize]) -> ([u8; 12], bool) {
+        let mut fields = [0u8; 12];
+        let mut ok = true;
+        let mut at = 0;
+        for &cut in cuts.iter().chain([&msg.len()]) {
+            ok &= t.check(at, &msg[at..cut], &mut fields);
+            at = cut;
+        }
+        (fields, ok)
+    }
+
+    #[test]
+    fn check_reads_the_fields_and_accepts_an_exact_echo_however_it_is_split() {
+        for mode in [Mode::Echo, Mode::Packet] {
+            let t = Template::new(300, mode);
+            let mut msg = Vec::new();
+            t.fill(&mut msg, 0xa1b2_c3d4, 0x0102_0304_0506_0708);
+            let mut want = [0u8; 12];
+            want[..4].copy_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+            want[4..].copy_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+            for a in 0..=msg.len() {
+                for b in (a..=msg.len()).step_by(7) {
+                    let (fields, ok) = check_in_chunks(&t, &msg, &[a, b]);
+                    assert!(ok, "{mode:?}: split at {a} and {b}");
+                    assert_eq!(fields, want, "{mode:?}: split at {a} and {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn check_finds_a_wrong_byte_anywhere_outside_the_fields() {
+        let t = Template::new(64, Mode::Echo);
+        let mut msg = Vec::new();
+        t.fill(&mut msg, 7, 9);
+        for i in 0..msg.len() {
+            let mut bad = msg.clone();
+            bad[i] ^= 0x40;
+            for cut in [0, 1, 5, 13, 14, 40, 64] {
+                let (_, ok) = check_in_chunks(&t, &bad, &[cut]);
+                let in_fields = (t.seq_at..t.ts_at + 8).contains(&i);
+                assert_eq!(ok, in_fields, "byte {i} changed, split at {cut}");
+            }
         }
     }
 }
