@@ -51,6 +51,8 @@ pub(crate) enum Command {
     /// Open an outbound connection.
     Connect {
         addr: SocketAddr,
+        /// The local address to bind first, if the caller chose one.
+        local: Option<SocketAddr>,
         timeout: Duration,
     },
     PauseAccept,

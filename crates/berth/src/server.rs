@@ -374,11 +374,42 @@ impl ServerHandle {
     /// [`Handler::connect_failed`] if it is refused, unreachable, or not
     /// connected within `timeout`. Connections spread over the IO threads.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<(), ShuttingDown> {
+        self.push_connect(addr, None, timeout)
+    }
+
+    /// Like [`ServerHandle::connect`], from the local address `local`
+    /// (Netty's `connect(remote, local)`): the socket is bound to it, with
+    /// `SO_REUSEADDR`, before connecting. A port of `0` lets the kernel
+    /// pick the port on that address. A load generator that opens many
+    /// short connections chooses its own ports this way: on Linux, letting
+    /// the kernel pick means searching past every port whose last
+    /// connection is still in `TIME_WAIT`. A local address that cannot be
+    /// bound, or a pair of addresses still in use, is reported through
+    /// [`Handler::connect_failed`].
+    pub fn connect_from(
+        &self,
+        addr: SocketAddr,
+        local: SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), ShuttingDown> {
+        self.push_connect(addr, Some(local), timeout)
+    }
+
+    fn push_connect(
+        &self,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<(), ShuttingDown> {
         if self.is_shutting_down() {
             return Err(ShuttingDown);
         }
         let n = self.next_connect.fetch_add(1, Ordering::Relaxed);
-        self.mailboxes[n % self.mailboxes.len()].push(Command::Connect { addr, timeout });
+        self.mailboxes[n % self.mailboxes.len()].push(Command::Connect {
+            addr,
+            local,
+            timeout,
+        });
         Ok(())
     }
 
@@ -549,6 +580,16 @@ impl<H> Client<H> {
     /// Open a connection to `addr` (see [`ServerHandle::connect`]).
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<(), ShuttingDown> {
         self.rt.control.connect(addr, timeout)
+    }
+
+    /// Open a connection to `addr` from `local` (see [`ServerHandle::connect_from`]).
+    pub fn connect_from(
+        &self,
+        addr: SocketAddr,
+        local: SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), ShuttingDown> {
+        self.rt.control.connect_from(addr, local, timeout)
     }
 }
 

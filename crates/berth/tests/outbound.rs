@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Mutex;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth::servers::Echo;
 use berth::{Conn, EngineChoice, Handler, IoBuf, Shutdown};
@@ -16,6 +16,8 @@ both_engines!(
     client_connects_and_is_driven_by_its_handler,
     refused_connect_reports_connect_failed,
     connect_that_never_completes_times_out,
+    connect_from_binds_the_chosen_local_address,
+    connect_from_an_address_not_on_this_host_reports_connect_failed,
 );
 
 #[derive(Debug)]
@@ -136,4 +138,69 @@ fn connect_that_never_completes_times_out(engine: EngineChoice) {
     // Nothing is left pending: the client stops promptly.
     c.shutdown(Duration::from_secs(1));
     drop((sock, fillers));
+}
+
+/// Accept one connection on `listener` (non-blocking, with a deadline) and
+/// return the peer address the server side sees.
+fn accept_peer(listener: &TcpListener) -> SocketAddr {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        match listener.accept() {
+            Ok((_, peer)) => return peer,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("no connection arrived: {e}"),
+        }
+    }
+}
+
+fn connect_from_binds_the_chosen_local_address(engine: EngineChoice) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (h, events) = Greeter::new();
+    let c = client(engine, h);
+
+    // Port 0: the kernel picks the port, on the chosen address.
+    let any_port: SocketAddr = "127.0.0.2:0".parse().unwrap();
+    c.connect_from(addr, any_port, IO_TIMEOUT).unwrap();
+    let peer = accept_peer(&listener);
+    assert_eq!(peer.ip(), any_port.ip());
+    assert_ne!(peer.port(), 0);
+
+    // A chosen port, freed just before: exactly that address and port.
+    let chosen = TcpListener::bind("127.0.0.3:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    c.connect_from(addr, chosen, IO_TIMEOUT).unwrap();
+    assert_eq!(accept_peer(&listener), chosen);
+
+    for _ in 0..2 {
+        match events.recv_timeout(IO_TIMEOUT).expect("an event") {
+            Event::Established(p) => assert_eq!(p, addr),
+            other => panic!("expected a connection, got {other:?}"),
+        }
+    }
+    c.shutdown(Duration::from_secs(1));
+}
+
+fn connect_from_an_address_not_on_this_host_reports_connect_failed(engine: EngineChoice) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (h, events) = Greeter::new();
+    let c = client(engine, h);
+    // 192.0.2.0/24 is reserved for documentation: never a local address.
+    let foreign: SocketAddr = "192.0.2.1:0".parse().unwrap();
+    c.connect_from(addr, foreign, IO_TIMEOUT).unwrap();
+    match events.recv_timeout(IO_TIMEOUT).expect("an event") {
+        Event::Failed(a, kind) => {
+            assert_eq!(a, addr);
+            assert_eq!(kind, io::ErrorKind::AddrNotAvailable);
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(c.stats().open(), 0);
+    c.shutdown(Duration::from_secs(1));
 }

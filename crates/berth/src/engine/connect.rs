@@ -60,15 +60,16 @@ impl Connector {
             .min()
     }
 
-    /// Begin connecting to `addr`.
+    /// Begin connecting to `addr`, from `local` if one is given.
     pub fn start<H: Handler, B: Backend>(
         &mut self,
         core: &mut Core<H, B::Io>,
         be: &mut B,
         addr: SocketAddr,
+        local: Option<SocketAddr>,
         timeout: Duration,
     ) {
-        let sock = match self.socket(addr) {
+        let sock = match self.socket(addr, local) {
             Ok(sock) => sock,
             Err(err) => return core.handler.connect_failed(addr, &err),
         };
@@ -88,12 +89,18 @@ impl Connector {
         }
     }
 
-    fn socket(&self, addr: SocketAddr) -> io::Result<Socket> {
+    fn socket(&self, addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<Socket> {
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         sock.set_nonblocking(true)?;
         sock.set_cloexec(true)?;
         if self.nodelay {
             sock.set_tcp_nodelay(true)?;
+        }
+        if let Some(local) = local {
+            // A local port whose last connection lingers in TIME_WAIT may
+            // be bound again; connect still refuses a pair in use.
+            sock.set_reuse_address(true)?;
+            sock.bind(&local.into())?;
         }
         Ok(sock)
     }

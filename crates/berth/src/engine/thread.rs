@@ -241,12 +241,16 @@ pub(crate) fn drain_mailbox<H: Handler, B: Backend>(
         match cmd {
             Command::Conn { key, op } => core.on_op(be, key, op),
             Command::Adopt { stream, peer } => adopt(core, be, stream, peer),
-            Command::Connect { addr, timeout } => {
+            Command::Connect {
+                addr,
+                local,
+                timeout,
+            } => {
                 if core.is_stopping() {
                     let err = io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
                     core.handler.connect_failed(addr, &err);
                 } else {
-                    connector.start(core, be, addr, timeout);
+                    connector.start(core, be, addr, local, timeout);
                 }
             }
             Command::PauseAccept => {
