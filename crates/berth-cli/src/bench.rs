@@ -6,7 +6,7 @@
 //! (`--rate`) does not hide queueing (coordinated omission).
 
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -63,6 +63,14 @@ pub struct BenchArgs {
     /// closes, and a new connection takes its place. Reports connections/s.
     #[arg(long)]
     churn: bool,
+    /// Local addresses to connect from, in turn (comma-separated or
+    /// repeated); each connection binds its own port from the kernel's
+    /// ephemeral range. Default: 127.0.0.1 to 127.0.0.4 for `--churn`
+    /// against an IPv4 loopback address (letting the kernel pick a port
+    /// means searching past every port still in TIME_WAIT, which caps a
+    /// churn run at the load generator), otherwise none (the kernel picks).
+    #[arg(long, value_delimiter = ',')]
+    source: Vec<IpAddr>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -188,6 +196,72 @@ struct Shared {
     handles: Mutex<Vec<ConnHandle>>,
     control: OnceLock<ServerHandle>,
     addr: SocketAddr,
+    sources: Option<Sources>,
+}
+
+/// Local addresses and ports to connect from, in turn: every address with
+/// one port, then every address with the next port, over the kernel's
+/// ephemeral range. A pair comes round again only after all the others,
+/// by when its last connection's TIME_WAIT may be reused (on loopback,
+/// after a second).
+struct Sources {
+    ips: Vec<IpAddr>,
+    first_port: u16,
+    ports: u64,
+    next: AtomicU64,
+}
+
+impl Sources {
+    fn new(ips: Vec<IpAddr>, (first, last): (u16, u16), start: u64) -> Self {
+        Sources {
+            ips,
+            first_port: first,
+            ports: u64::from(last.saturating_sub(first)) + 1,
+            next: AtomicU64::new(start),
+        }
+    }
+
+    fn next(&self) -> SocketAddr {
+        let n = self.next.fetch_add(1, Relaxed);
+        let k = self.ips.len() as u64;
+        let port = self.first_port + ((n / k) % self.ports) as u16;
+        SocketAddr::new(self.ips[(n % k) as usize], port)
+    }
+}
+
+/// The kernel's ephemeral port range (where the kernel itself would pick).
+fn ephemeral_ports() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .filter(|(lo, hi)| 0 < *lo && lo <= hi)
+        .unwrap_or((32768, 60999))
+}
+
+/// The addresses `--source` names, or the default for this run.
+fn source_ips(args: &BenchArgs) -> Result<Vec<IpAddr>, String> {
+    if let Some(ip) = args
+        .source
+        .iter()
+        .find(|ip| ip.is_ipv4() != args.addr.is_ipv4())
+    {
+        return Err(format!(
+            "--source {ip} is not of the same address family as --addr {}",
+            args.addr
+        ));
+    }
+    if !args.source.is_empty() {
+        return Ok(args.source.clone());
+    }
+    Ok(match args.addr.ip() {
+        IpAddr::V4(ip) if args.churn && ip.is_loopback() => (1..=4)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// Per-connection state: where we are in the echoed stream.
@@ -311,7 +385,10 @@ impl Handler for Bench {
     }
 
     fn connect_failed(&self, _: SocketAddr, _: &std::io::Error) {
-        self.0.connect_errors.fetch_add(1, Relaxed);
+        // Connects still pending when the run ends fail as it stops.
+        if !self.0.stop.load(Relaxed) {
+            self.0.connect_errors.fetch_add(1, Relaxed);
+        }
         self.reconnect();
     }
 
@@ -334,8 +411,19 @@ impl Bench {
             && !b.stop.load(Relaxed)
             && let Some(control) = b.control.get()
         {
-            let _ = control.connect(b.addr, Duration::from_secs(5));
+            let _ = b.connect(control, Duration::from_secs(5));
         }
+    }
+}
+
+impl Shared {
+    /// Open one more connection, from the next source address if any.
+    fn connect(&self, control: &ServerHandle, timeout: Duration) -> Result<(), String> {
+        match &self.sources {
+            Some(sources) => control.connect_from(self.addr, sources.next(), timeout),
+            None => control.connect(self.addr, timeout),
+        }
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -407,6 +495,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         return Err("--rate must be a positive number of messages per second".into());
     }
+    let sources = source_ips(&args)?;
     let start = Instant::now();
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
@@ -437,6 +526,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         handles: Mutex::new(Vec::new()),
         control: OnceLock::new(),
         addr: args.addr,
+        sources: (!sources.is_empty()).then(|| {
+            // Start somewhere new each run, away from the pairs a run just
+            // before may have left in TIME_WAIT.
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Sources::new(sources, ephemeral_ports(), seed.wrapping_mul(7919))
+        }),
     });
     let mut builder = berth::Server::builder()
         .io_threads(args.threads as usize)
@@ -450,9 +547,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let _ = shared.control.set(client.handle());
     for _ in 0..args.conns {
-        client
-            .connect(args.addr, Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
+        shared.connect(&client.handle(), Duration::from_secs(10))?;
     }
 
     let progress = (!args.json && std::io::stdout().is_terminal()).then(|| {
@@ -571,7 +666,29 @@ fn pace(b: &Shared, rate: f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Mode, Template};
+    use super::{Mode, Sources, Template};
+    use std::net::SocketAddr;
+
+    #[test]
+    fn sources_take_every_address_with_one_port_then_the_next_port_and_wrap() {
+        let ips = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let s = Sources::new(ips, (40000, 40002), 0);
+        let got: Vec<SocketAddr> = (0..8).map(|_| s.next()).collect();
+        let want: Vec<SocketAddr> = [
+            "127.0.0.1:40000",
+            "127.0.0.2:40000",
+            "127.0.0.1:40001",
+            "127.0.0.2:40001",
+            "127.0.0.1:40002",
+            "127.0.0.2:40002",
+            "127.0.0.1:40000",
+            "127.0.0.2:40000",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        assert_eq!(got, want);
+    }
 
     /// Check `msg` in chunks that end at `cuts`; the fields as read, and
     /// whether every fixed byte matched.

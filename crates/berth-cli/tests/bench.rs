@@ -79,8 +79,17 @@ fn bench_packet_mode_against_packet_echo(engine: &str) {
 
 fn bench_churn_and_open_loop(engine: &str) {
     let srv = server("echo", engine);
-    let json = bench(&srv, engine, &["--churn", "--conns", "4"]);
-    assert!(field(&json, "conns_per_sec") > 0.0, "{json}");
+    // Churn against loopback connects from 127.0.0.1-4 by default, with
+    // ports chosen in turn; `--source` names the addresses instead.
+    for extra in [
+        &["--churn", "--conns", "4"][..],
+        &["--churn", "--conns", "4", "--source", "127.0.0.5,127.0.0.6"],
+    ] {
+        let json = bench(&srv, engine, extra);
+        assert!(field(&json, "conns_per_sec") > 0.0, "{json}");
+        assert_eq!(field(&json, "connect_errors"), 0.0, "{json}");
+        assert_eq!(field(&json, "mismatches"), 0.0, "{json}");
+    }
     let json = bench(&srv, engine, &["--conns", "4", "--rate", "2000"]);
     let rate = field(&json, "msgs_per_sec");
     assert!(
@@ -111,4 +120,38 @@ fn bench_against_nothing_fails_with_one_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("no message was echoed"), "{err}");
+}
+
+#[test]
+fn bench_source_is_used_and_checked() {
+    let srv = server("echo", "epoll");
+    let addr = srv.addr.to_string();
+    let run = |source: &str| {
+        run_bounded(berth(&[
+            "bench",
+            "--addr",
+            &addr,
+            "--conns",
+            "2",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--json",
+            "--source",
+            source,
+        ]))
+    };
+    // Not an address of this host: every connect fails, so nothing is echoed.
+    let out = run("192.0.2.1");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no message was echoed"), "{err}");
+    assert!(!err.contains("(0 connect errors)"), "{err}");
+    // Another address family than --addr: refused before connecting.
+    let out = run("::1");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("not of the same address family"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
