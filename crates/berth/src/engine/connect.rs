@@ -90,9 +90,10 @@ impl Connector {
     }
 
     fn socket(&self, addr: SocketAddr, local: Option<SocketAddr>) -> io::Result<Socket> {
-        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        sock.set_nonblocking(true)?;
-        sock.set_cloexec(true)?;
+        // Non-blocking from the start; socket2 adds SOCK_CLOEXEC itself.
+        // One system call instead of a socket and four fcntl calls.
+        let ty = Type::STREAM.nonblocking();
+        let sock = Socket::new(Domain::for_address(addr), ty, Some(Protocol::TCP))?;
         if self.nodelay {
             sock.set_tcp_nodelay(true)?;
         }
