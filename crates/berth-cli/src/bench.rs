@@ -65,10 +65,11 @@ pub struct BenchArgs {
     churn: bool,
     /// Local addresses to connect from, in turn (comma-separated or
     /// repeated); each connection binds its own port from the kernel's
-    /// ephemeral range. Default: 127.0.0.1 to 127.0.0.4 for `--churn`
+    /// ephemeral range. Default: 127.0.0.2 to 127.0.0.5 for `--churn`
     /// against an IPv4 loopback address (letting the kernel pick a port
     /// means searching past every port still in TIME_WAIT, which caps a
-    /// churn run at the load generator), otherwise none (the kernel picks).
+    /// churn run at the load generator; 127.0.0.1 is left out because
+    /// ordinary sockets hold ports there), otherwise none (the kernel picks).
     #[arg(long, value_delimiter = ',')]
     source: Vec<IpAddr>,
     /// Print one JSON object instead of a table.
@@ -108,8 +109,13 @@ impl Template {
     fn fill(&self, out: &mut Vec<u8>, seq: u32, ts: u64) {
         out.clear();
         out.extend_from_slice(&self.bytes);
-        out[self.seq_at..self.seq_at + 4].copy_from_slice(&seq.to_le_bytes());
-        out[self.ts_at..self.ts_at + 8].copy_from_slice(&ts.to_le_bytes());
+        self.stamp(out, seq, ts);
+    }
+
+    /// Write the variable fields into `msg`, a copy of the template.
+    fn stamp(&self, msg: &mut [u8], seq: u32, ts: u64) {
+        msg[self.seq_at..self.seq_at + 4].copy_from_slice(&seq.to_le_bytes());
+        msg[self.ts_at..self.ts_at + 8].copy_from_slice(&ts.to_le_bytes());
     }
 
     /// Check `chunk`, the bytes of a message from offset `at` on, against
@@ -148,9 +154,14 @@ impl<'c, 'a> Filler<'c, 'a> {
         Filler { conn, buf: None }
     }
 
+    /// The buffer being filled (a new one if none is).
+    fn buf(&mut self) -> &mut IoBufMut {
+        self.buf.get_or_insert_with(|| self.conn.pool().alloc())
+    }
+
     fn put(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let buf = self.buf.get_or_insert_with(|| self.conn.pool().alloc());
+            let buf = self.buf();
             let took = buf.extend_from_slice(bytes);
             bytes = &bytes[took..];
             if buf.remaining() == 0 {
@@ -257,7 +268,7 @@ fn source_ips(args: &BenchArgs) -> Result<Vec<IpAddr>, String> {
         return Ok(args.source.clone());
     }
     Ok(match args.addr.ip() {
-        IpAddr::V4(ip) if args.churn && ip.is_loopback() => (1..=4)
+        IpAddr::V4(ip) if args.churn && ip.is_loopback() => (2..=5)
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
             .collect(),
         _ => Vec::new(),
@@ -283,16 +294,32 @@ impl Shared {
         self.start.elapsed().as_nanos() as u64
     }
 
-    fn send(&self, conn: &mut Conn<'_>, st: &mut ConnBench, ts: u64) {
-        self.send_many(conn, st, 1, ts);
-    }
-
     /// Send the connection's next `n` messages, stamped `ts`, written
     /// straight into pooled buffers (as many messages per buffer as fit).
     fn send_many(&self, conn: &mut Conn<'_>, st: &mut ConnBench, n: u32, ts: u64) {
         let t = &self.template;
+        let size = t.bytes.len();
+        let mut left = n as usize;
         let mut out = Filler::new(conn);
-        for _ in 0..n {
+        while left > 0 {
+            // As many whole messages as fit, written in place in one go.
+            let buf = out.buf();
+            let k = (buf.remaining() / size).min(left);
+            if k > 0 {
+                let spare = &mut buf.spare_mut()[..k * size];
+                for msg in spare.chunks_exact_mut(size) {
+                    msg.copy_from_slice(&t.bytes);
+                    t.stamp(msg, st.next_send, ts);
+                    st.next_send = st.next_send.wrapping_add(1);
+                }
+                buf.advance(k * size);
+                left -= k;
+                if buf.remaining() == 0 {
+                    out.flush();
+                }
+                continue;
+            }
+            // A message that straddles two buffers goes in pieces.
             let mut fields = [0u8; 12];
             fields[..4].copy_from_slice(&st.next_send.to_le_bytes());
             fields[4..].copy_from_slice(&ts.to_le_bytes());
@@ -300,6 +327,7 @@ impl Shared {
             out.put(&t.bytes[..t.seq_at]);
             out.put(&fields);
             out.put(&t.bytes[t.ts_at + 8..]);
+            left -= 1;
         }
         out.finish();
     }
@@ -320,10 +348,9 @@ impl Handler for Bench {
         if b.open_loop {
             b.handles.lock().unwrap().push(conn.handle());
         } else {
+            // The whole first window in one write (it may span buffers).
             let n = if b.churn { 1 } else { b.depth };
-            for _ in 0..n {
-                b.send(conn, st, b.now_ns());
-            }
+            b.send_many(conn, st, n, b.now_ns());
         }
     }
 
@@ -529,10 +556,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         sources: (!sources.is_empty()).then(|| {
             // Start somewhere new each run, away from the pairs a run just
             // before may have left in TIME_WAIT.
-            let seed = std::time::SystemTime::now()
+            let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            Sources::new(sources, ephemeral_ports(), seed.wrapping_mul(7919))
+                .map_or(0, |d| d.as_nanos() as u64);
+            let mixed = (nanos ^ u64::from(std::process::id())).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            Sources::new(sources, ephemeral_ports(), mixed >> 16)
         }),
     });
     let mut builder = berth::Server::builder()

@@ -56,6 +56,8 @@ fn bench_ping_pong_and_pipelined_against_echo(engine: &str) {
     for extra in [
         &["--conns", "10"][..],
         &["--conns", "10", "--depth", "8", "--size", "4096"],
+        // A window of 80 KB spans two 64 KiB buffers: a message straddles.
+        &["--conns", "4", "--depth", "8", "--size", "10000"],
     ] {
         let json = bench(&srv, engine, extra);
         assert!(field(&json, "messages") > 0.0, "{json}");
@@ -79,11 +81,11 @@ fn bench_packet_mode_against_packet_echo(engine: &str) {
 
 fn bench_churn_and_open_loop(engine: &str) {
     let srv = server("echo", engine);
-    // Churn against loopback connects from 127.0.0.1-4 by default, with
+    // Churn against loopback connects from 127.0.0.2-5 by default, with
     // ports chosen in turn; `--source` names the addresses instead.
     for extra in [
         &["--churn", "--conns", "4"][..],
-        &["--churn", "--conns", "4", "--source", "127.0.0.5,127.0.0.6"],
+        &["--churn", "--conns", "4", "--source", "127.0.0.6,127.0.0.7"],
     ] {
         let json = bench(&srv, engine, extra);
         assert!(field(&json, "conns_per_sec") > 0.0, "{json}");
