@@ -332,6 +332,15 @@ impl Shared {
         out.finish();
     }
 
+    /// Open one more connection, from the next source address if any.
+    fn connect(&self, control: &ServerHandle, timeout: Duration) -> Result<(), String> {
+        match &self.sources {
+            Some(sources) => control.connect_from(self.addr, sources.next(), timeout),
+            None => control.connect(self.addr, timeout),
+        }
+        .map_err(|e| e.to_string())
+    }
+
     /// The histogram shard of connection `conn`.
     fn shard(&self, conn: &Conn<'_>) -> std::sync::MutexGuard<'_, Shard> {
         let shard = (conn.id().as_u64() & 0xff) as usize % self.shards.len();
@@ -440,17 +449,6 @@ impl Bench {
         {
             let _ = b.connect(control, Duration::from_secs(5));
         }
-    }
-}
-
-impl Shared {
-    /// Open one more connection, from the next source address if any.
-    fn connect(&self, control: &ServerHandle, timeout: Duration) -> Result<(), String> {
-        match &self.sources {
-            Some(sources) => control.connect_from(self.addr, sources.next(), timeout),
-            None => control.connect(self.addr, timeout),
-        }
-        .map_err(|e| e.to_string())
     }
 }
 
