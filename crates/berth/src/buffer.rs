@@ -20,7 +20,7 @@
 //! again on that thread, as most receive buffers are, takes no lock and
 //! touches no counter another thread writes. Those blocks count against the
 //! pool's `max_pooled` through a lease the thread takes when it binds its
-//! cache ([`BufPool::bind_thread_cache`]), so the pool's bound still holds.
+//! cache (`BufPool::bind_thread_cache`), so the pool's bound still holds.
 
 use std::cell::RefCell;
 use std::fmt;

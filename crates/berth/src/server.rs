@@ -62,7 +62,7 @@ impl Default for ServerBuilder {
 const RING_BYTES: usize = 8 << 20;
 
 /// The default room for buffers in an IO thread's io_uring buffer ring for
-/// `buffer_size`-byte buffers: [`RING_BYTES`] worth, between 32 and 256
+/// `buffer_size`-byte buffers: `RING_BYTES` (8 MiB) worth, between 32 and 256
 /// (128 of 64 KiB; 256 of 16 KiB, the default size, which is 4 MiB).
 ///
 /// The ring is filled only as far as the load needs (it is topped up
