@@ -77,13 +77,16 @@ pub struct BenchArgs {
     json: bool,
 }
 
+/// Bytes of the variable fields in every message.
+const FIELDS: usize = 12;
+
 /// The bytes of message `seq`: a deterministic pattern, with the sequence
 /// number and the intended send time (ns since the run began) written in.
 struct Template {
     bytes: Vec<u8>,
-    /// Offsets of the 4-byte seq and 8-byte timestamp fields.
-    seq_at: usize,
-    ts_at: usize,
+    /// Offset of the variable fields: a 4-byte sequence number, then an
+    /// 8-byte timestamp.
+    fields_at: usize,
 }
 
 impl Template {
@@ -101,8 +104,7 @@ impl Template {
         // Fields go after the first packet header (offset 1) in both modes.
         Template {
             bytes,
-            seq_at: 1,
-            ts_at: 5,
+            fields_at: 1,
         }
     }
 
@@ -112,18 +114,25 @@ impl Template {
         self.stamp(out, seq, ts);
     }
 
+    /// The variable fields of message `seq`, stamped `ts`.
+    fn fields(seq: u32, ts: u64) -> [u8; FIELDS] {
+        let mut f = [0u8; FIELDS];
+        f[..4].copy_from_slice(&seq.to_le_bytes());
+        f[4..].copy_from_slice(&ts.to_le_bytes());
+        f
+    }
+
     /// Write the variable fields into `msg`, a copy of the template.
     fn stamp(&self, msg: &mut [u8], seq: u32, ts: u64) {
-        msg[self.seq_at..self.seq_at + 4].copy_from_slice(&seq.to_le_bytes());
-        msg[self.ts_at..self.ts_at + 8].copy_from_slice(&ts.to_le_bytes());
+        msg[self.fields_at..self.fields_at + FIELDS].copy_from_slice(&Self::fields(seq, ts));
     }
 
     /// Check `chunk`, the bytes of a message from offset `at` on, against
     /// the template: whether every fixed byte matches. The bytes of the
     /// variable fields are copied into `fields` instead.
-    fn check(&self, at: usize, chunk: &[u8], fields: &mut [u8; 12]) -> bool {
+    fn check(&self, at: usize, chunk: &[u8], fields: &mut [u8; FIELDS]) -> bool {
         let end = at + chunk.len();
-        let (f0, f1) = (self.seq_at, self.ts_at + 8);
+        let (f0, f1) = (self.fields_at, self.fields_at + FIELDS);
         let part = |from: usize, to: usize| &chunk[from - at..to - at];
         let mut ok = true;
         if at < f0 {
@@ -283,7 +292,7 @@ struct ConnBench {
     /// Bytes of the current message received so far.
     recv_off: usize,
     /// The current message's fields as received.
-    fields: [u8; 12],
+    fields: [u8; FIELDS],
     broken: bool,
 }
 
@@ -320,13 +329,11 @@ impl Shared {
                 continue;
             }
             // A message that straddles two buffers goes in pieces.
-            let mut fields = [0u8; 12];
-            fields[..4].copy_from_slice(&st.next_send.to_le_bytes());
-            fields[4..].copy_from_slice(&ts.to_le_bytes());
+            let fields = Template::fields(st.next_send, ts);
             st.next_send = st.next_send.wrapping_add(1);
-            out.put(&t.bytes[..t.seq_at]);
+            out.put(&t.bytes[..t.fields_at]);
             out.put(&fields);
-            out.put(&t.bytes[t.ts_at + 8..]);
+            out.put(&t.bytes[t.fields_at + FIELDS..]);
             left -= 1;
         }
         out.finish();
@@ -692,7 +699,7 @@ fn pace(b: &Shared, rate: f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Mode, Sources, Template};
+    use super::{FIELDS, Mode, Sources, Template};
     use std::net::SocketAddr;
 
     #[test]
@@ -718,8 +725,8 @@ mod tests {
 
     /// Check `msg` in chunks that end at `cuts`; the fields as read, and
     /// whether every fixed byte matched.
-    fn check_in_chunks(t: &Template, msg: &[u8], cuts: &[usize]) -> ([u8; 12], bool) {
-        let mut fields = [0u8; 12];
+    fn check_in_chunks(t: &Template, msg: &[u8], cuts: &[usize]) -> ([u8; FIELDS], bool) {
+        let mut fields = [0u8; FIELDS];
         let mut ok = true;
         let mut at = 0;
         for &cut in cuts.iter().chain([&msg.len()]) {
@@ -758,7 +765,7 @@ mod tests {
             bad[i] ^= 0x40;
             for cut in [0, 1, 5, 13, 14, 40, 64] {
                 let (_, ok) = check_in_chunks(&t, &bad, &[cut]);
-                let in_fields = (t.seq_at..t.ts_at + 8).contains(&i);
+                let in_fields = (t.fields_at..t.fields_at + FIELDS).contains(&i);
                 assert_eq!(ok, in_fields, "byte {i} changed, split at {cut}");
             }
         }

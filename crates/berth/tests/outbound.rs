@@ -6,7 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Mutex;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth::servers::Echo;
 use berth::{Conn, EngineChoice, Handler, IoBuf, Shutdown};
@@ -140,20 +140,17 @@ fn connect_that_never_completes_times_out(engine: EngineChoice) {
     drop((sock, fillers));
 }
 
-/// Accept one connection on `listener` (non-blocking, with a deadline) and
-/// return the peer address the server side sees.
-fn accept_peer(listener: &TcpListener) -> SocketAddr {
-    listener.set_nonblocking(true).unwrap();
-    let deadline = Instant::now() + IO_TIMEOUT;
-    loop {
-        match listener.accept() {
-            Ok((_, peer)) => return peer,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("no connection arrived: {e}"),
-        }
-    }
+/// Accept one connection on `listener` (waiting at most `IO_TIMEOUT`: Linux
+/// applies `SO_RCVTIMEO` to `accept`): the server side's socket and the peer
+/// address it sees. The socket is kept open by the caller, so that the
+/// client sees no close while the test still counts its connections.
+fn accept_peer(listener: &TcpListener) -> (std::net::TcpStream, SocketAddr) {
+    socket2::SockRef::from(listener)
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .unwrap();
+    listener
+        .accept()
+        .unwrap_or_else(|e| panic!("no connection arrived: {e}"))
 }
 
 fn connect_from_binds_the_chosen_local_address(engine: EngineChoice) {
@@ -165,7 +162,7 @@ fn connect_from_binds_the_chosen_local_address(engine: EngineChoice) {
     // Port 0: the kernel picks the port, on the chosen address.
     let any_port: SocketAddr = "127.0.0.2:0".parse().unwrap();
     c.connect_from(addr, any_port, IO_TIMEOUT).unwrap();
-    let peer = accept_peer(&listener);
+    let (first, peer) = accept_peer(&listener);
     assert_eq!(peer.ip(), any_port.ip());
     assert_ne!(peer.port(), 0);
 
@@ -175,7 +172,8 @@ fn connect_from_binds_the_chosen_local_address(engine: EngineChoice) {
         .local_addr()
         .unwrap();
     c.connect_from(addr, chosen, IO_TIMEOUT).unwrap();
-    assert_eq!(accept_peer(&listener), chosen);
+    let (second, peer) = accept_peer(&listener);
+    assert_eq!(peer, chosen);
 
     for _ in 0..2 {
         match events.recv_timeout(IO_TIMEOUT).expect("an event") {
@@ -183,6 +181,7 @@ fn connect_from_binds_the_chosen_local_address(engine: EngineChoice) {
             other => panic!("expected a connection, got {other:?}"),
         }
     }
+    drop((first, second));
     c.shutdown(Duration::from_secs(1));
 }
 
