@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use berth::{Conn, ConnHandle, EngineChoice, Handler, IoBuf, IoBufMut, ServerEvent, ServerHandle};
+use berth::{
+    Conn, ConnHandle, EngineChoice, Handler, IoBuf, IoBufMut, Lifecycle, ServerEvent, ServerHandle,
+};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 
@@ -355,9 +357,29 @@ impl Shared {
     }
 }
 
-impl Handler for Bench {
+impl Lifecycle for Bench {
     type State = ConnBench;
 
+    fn connect_failed(&self, _: SocketAddr, _: &std::io::Error) {
+        // Connects still pending when the run ends fail as it stops.
+        if !self.0.stop.load(Relaxed) {
+            self.0.connect_errors.fetch_add(1, Relaxed);
+        }
+        self.reconnect();
+    }
+
+    fn server_event(&self, event: ServerEvent<'_>) {
+        if let ServerEvent::ConnectionClosed { .. } = event {
+            let b = &self.0;
+            if !b.churn && !b.stop.load(Relaxed) {
+                b.closes.fetch_add(1, Relaxed);
+            }
+            self.reconnect();
+        }
+    }
+}
+
+impl Handler for Bench {
     fn connection_established(&self, conn: &mut Conn<'_>, st: &mut ConnBench, _: SocketAddr) {
         let b = &self.0;
         b.established.fetch_add(1, Relaxed);
@@ -424,24 +446,6 @@ impl Handler for Bench {
         b.total_messages.fetch_add(u64::from(echoed), Relaxed);
         if echoed > 0 && !b.churn && !b.open_loop && !b.stop.load(Relaxed) {
             b.send_many(conn, st, echoed, now_ns);
-        }
-    }
-
-    fn connect_failed(&self, _: SocketAddr, _: &std::io::Error) {
-        // Connects still pending when the run ends fail as it stops.
-        if !self.0.stop.load(Relaxed) {
-            self.0.connect_errors.fetch_add(1, Relaxed);
-        }
-        self.reconnect();
-    }
-
-    fn server_event(&self, event: ServerEvent<'_>) {
-        if let ServerEvent::ConnectionClosed { .. } = event {
-            let b = &self.0;
-            if !b.churn && !b.stop.load(Relaxed) {
-                b.closes.fetch_add(1, Relaxed);
-            }
-            self.reconnect();
         }
     }
 }

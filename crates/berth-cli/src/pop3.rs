@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use berth::codec::{FrameError, LineCodec, LineEnding};
 use berth::{
-    ConnHandle, ConnId, FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf, ServerEvent,
-    WorkerPool,
+    ConnHandle, ConnId, FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf, Lifecycle,
+    ServerEvent, WorkerPool,
 };
 use berth_pop3::{After, Config, DEFAULT_MAX_AUTH_FAILURES, Reply, Session, Shared, Users};
 use clap::Args;
@@ -269,8 +269,19 @@ fn respond(
     pc.last_active.store(clock.now(), Ordering::Relaxed);
 }
 
-impl FrameHandler for Pop3 {
+impl Lifecycle for Pop3 {
     type State = ConnState;
+
+    fn server_event(&self, event: ServerEvent<'_>) {
+        // A reset, an abort or the server's shutdown closes the connection
+        // while the janitor still holds a handle.
+        if let ServerEvent::ConnectionClosed { id, .. } = event {
+            self.janitor.unwatch(id);
+        }
+    }
+}
+
+impl FrameHandler for Pop3 {
     type Codec = LineCodec;
 
     fn codec(&self) -> LineCodec {
@@ -325,14 +336,6 @@ impl FrameHandler for Pop3 {
         // Stop watching (drops the janitor's handle), so the connection
         // closes once the queued commands are answered.
         self.janitor.unwatch(conn.id());
-    }
-
-    fn server_event(&self, event: ServerEvent<'_>) {
-        // A reset, an abort or the server's shutdown closes the connection
-        // while the janitor still holds a handle.
-        if let ServerEvent::ConnectionClosed { id, .. } = event {
-            self.janitor.unwatch(id);
-        }
     }
 }
 

@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use berth::codec::{FrameError, LineCodec, LineEnding};
 use berth::signal::TerminationSignals;
 use berth::{
-    ConnHandle, ConnId, FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf, Server,
-    ServerEvent,
+    ConnHandle, ConnId, FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf, Lifecycle,
+    Server, ServerEvent,
 };
 
 #[derive(Default)]
@@ -19,8 +19,18 @@ struct Room {
     members: Mutex<HashMap<ConnId, ConnHandle>>,
 }
 
-impl FrameHandler for Room {
+impl Lifecycle for Room {
     type State = ();
+
+    fn server_event(&self, event: ServerEvent<'_>) {
+        // A reset or error closes the connection even while we hold a handle.
+        if let ServerEvent::ConnectionClosed { id, .. } = event {
+            self.members.lock().unwrap().remove(&id);
+        }
+    }
+}
+
+impl FrameHandler for Room {
     type Codec = LineCodec;
 
     fn codec(&self) -> LineCodec {
@@ -65,13 +75,6 @@ impl FrameHandler for Room {
     fn client_closed(&self, conn: &mut FramedConn<'_, '_, LineCodec>, _: &mut ()) {
         // Dropping our handle lets the connection close.
         self.members.lock().unwrap().remove(&conn.id());
-    }
-
-    fn server_event(&self, event: ServerEvent<'_>) {
-        // A reset or error closes the connection even while we hold a handle.
-        if let ServerEvent::ConnectionClosed { id, .. } = event {
-            self.members.lock().unwrap().remove(&id);
-        }
     }
 }
 

@@ -4,13 +4,15 @@
 //! `nc 127.0.0.1 5001` and type. Ctrl-C drains and stops it.
 
 use berth::signal::TerminationSignals;
-use berth::{Conn, Handler, IoBuf, Server, Shutdown};
+use berth::{Conn, Handler, IoBuf, Lifecycle, Server, Shutdown};
 
 struct Echo;
 
-impl Handler for Echo {
+impl Lifecycle for Echo {
     type State = ();
+}
 
+impl Handler for Echo {
     fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
         let _ = conn.write_buf(buf); // the received buffer goes back out, no copy
     }

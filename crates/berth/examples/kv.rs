@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use berth::codec::{FrameError, LineCodec, LineEnding};
 use berth::signal::TerminationSignals;
-use berth::{FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf, Server};
+use berth::{FrameErrorAction, FrameHandler, Framed, FramedConn, IoBuf, Lifecycle, Server};
 
 /// Lines longer than this (terminator included) are refused, both ways.
 const MAX_LINE: usize = 1024;
@@ -62,8 +62,11 @@ impl KvServer {
     }
 }
 
-impl FrameHandler for KvServer {
+impl Lifecycle for KvServer {
     type State = Session;
+}
+
+impl FrameHandler for KvServer {
     type Codec = LineCodec;
 
     /// One codec per connection: LF or CRLF lines of at most `MAX_LINE`.

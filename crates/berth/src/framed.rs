@@ -23,7 +23,8 @@ use std::net::SocketAddr;
 use crate::buffer::IoBuf;
 use crate::codec::{Decoder, EncodeBuf, Encoder, InBuf};
 use crate::conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
-use crate::handler::{Closing, Handler, ServerEvent};
+use crate::handler::Handler;
+use crate::lifecycle::{Closing, Lifecycle, ServerEvent};
 
 /// What to do after a frame error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -151,10 +152,12 @@ fn whole_frames<'a, D: Decoder>(codec: &'a D, bytes: &'a [u8]) -> impl Iterator<
 }
 
 /// Callbacks of a framed server. Like [`Handler`], with frames instead of
-/// raw buffers; only [`FrameHandler::frame`] is required.
-pub trait FrameHandler: Send + Sync + 'static {
-    /// Per-connection user state.
-    type State: Default + Send + 'static;
+/// raw buffers; only [`FrameHandler::frame`] and [`FrameHandler::codec`]
+/// are required. The state type and the callbacks that do not depend on
+/// framing (`write_completed`, `closing`, `connection_reset`,
+/// `connection_error`, `connect_failed`, `server_event`) come from
+/// [`Lifecycle`], exactly as for a [`Handler`].
+pub trait FrameHandler: Lifecycle {
     /// The codec, one per connection.
     type Codec: Decoder + Send + 'static;
 
@@ -233,27 +236,6 @@ pub trait FrameHandler: Send + Sync + 'static {
     /// delivered (a trailing partial frame was reported to `frame_error`).
     fn client_closed(&self, conn: &mut FramedConn<'_, '_, Self::Codec>, state: &mut Self::State) {
         let _ = (conn, state);
-    }
-
-    /// See [`Handler::closing`].
-    fn closing(&self, conn: &mut Conn<'_>, state: &mut Self::State) -> Closing {
-        let _ = (conn, state);
-        Closing::Default
-    }
-
-    /// See [`Handler::connection_reset`].
-    fn connection_reset(&self, conn: &mut Conn<'_>, state: &mut Self::State, err: &io::Error) {
-        let _ = (conn, state, err);
-    }
-
-    /// See [`Handler::connection_error`].
-    fn connection_error(&self, conn: &mut Conn<'_>, state: &mut Self::State, err: &io::Error) {
-        let _ = (conn, state, err);
-    }
-
-    /// See [`Handler::server_event`].
-    fn server_event(&self, event: ServerEvent<'_>) {
-        let _ = event;
     }
 }
 
@@ -379,8 +361,6 @@ impl<F: FrameHandler> Framed<F> {
 }
 
 impl<F: FrameHandler> Handler for Framed<F> {
-    type State = FramedState<F>;
-
     fn connection_established(&self, conn: &mut Conn<'_>, st: &mut Self::State, peer: SocketAddr) {
         self.with(conn, st, |h, fc, user, _| {
             h.connection_established(fc, user, peer)
@@ -401,6 +381,18 @@ impl<F: FrameHandler> Handler for Framed<F> {
         }
         self.with(conn, st, |h, fc, user, _| h.client_closed(fc, user));
     }
+}
+
+/// Every lifecycle callback goes to the wrapped handler with its own state.
+/// The lint makes a callback added to [`Lifecycle`] a compile error here
+/// until it is forwarded too.
+#[deny(clippy::missing_trait_methods)]
+impl<F: FrameHandler> Lifecycle for Framed<F> {
+    type State = FramedState<F>;
+
+    fn write_completed(&self, conn: &mut Conn<'_>, st: &mut Self::State, buf: IoBuf) {
+        self.0.write_completed(conn, &mut st.user, buf);
+    }
 
     fn closing(&self, conn: &mut Conn<'_>, st: &mut Self::State) -> Closing {
         self.0.closing(conn, &mut st.user)
@@ -412,6 +404,10 @@ impl<F: FrameHandler> Handler for Framed<F> {
 
     fn connection_error(&self, conn: &mut Conn<'_>, st: &mut Self::State, err: &io::Error) {
         self.0.connection_error(conn, &mut st.user, err);
+    }
+
+    fn connect_failed(&self, addr: SocketAddr, err: &io::Error) {
+        self.0.connect_failed(addr, err);
     }
 
     fn server_event(&self, event: ServerEvent<'_>) {

@@ -9,12 +9,15 @@
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use berth::{Conn, Handler, IoBuf, Server};
+//! use berth::{Conn, Handler, IoBuf, Lifecycle, Server};
 //!
 //! struct Echo;
 //!
+//! impl Lifecycle for Echo {
+//!     type State = (); // per-connection state; lifecycle callbacks go here too
+//! }
+//!
 //! impl Handler for Echo {
-//!     type State = ();
 //!     fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
 //!         let _ = conn.write_buf(buf); // echo without a copy
 //!     }
@@ -39,13 +42,13 @@
 pub mod buffer;
 pub mod codec;
 mod conn;
-mod core;
+mod driver;
 pub mod engine;
 mod error;
 mod framed;
 mod handler;
+mod lifecycle;
 mod listener;
-mod mailbox;
 mod server;
 pub mod servers;
 pub mod signal;
@@ -58,7 +61,8 @@ pub use error::Error;
 pub use framed::{
     FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn, FramedState, SendError,
 };
-pub use handler::{Closing, Handler, ServerEvent};
+pub use handler::Handler;
+pub use lifecycle::{Closing, Lifecycle, ServerEvent};
 pub use listener::ListenerSource;
 pub use server::{
     Client, DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, Server, ServerBuilder, ServerHandle, ServerStats,

@@ -8,14 +8,17 @@
 //! ```
 //! use std::io::{Read, Write};
 //! use std::time::Duration;
-//! use berth::{Conn, Handler, IoBuf, Server, WorkerPool};
+//! use berth::{Conn, Handler, IoBuf, Lifecycle, Server, WorkerPool};
 //!
 //! struct Shout {
 //!     pool: WorkerPool,
 //! }
 //!
-//! impl Handler for Shout {
+//! impl Lifecycle for Shout {
 //!     type State = ();
+//! }
+//!
+//! impl Handler for Shout {
 //!     fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
 //!         // The slow part runs on a worker; replies keep the order of reads.
 //!         let _ = self.pool.submit(conn, move |reply| {

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-use berth::{Closing, Conn, ConnError, EngineChoice, Handler, IoBuf, ServerEvent, Shutdown};
+use berth::{
+    Closing, Conn, ConnError, EngineChoice, Handler, IoBuf, Lifecycle, ServerEvent, Shutdown,
+};
 use common::*;
 
 both_engines!(
@@ -47,28 +49,8 @@ struct Echo {
     closed: AtomicUsize,
 }
 
-impl Handler for Echo {
+impl Lifecycle for Echo {
     type State = ();
-
-    fn connection_established(&self, _: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
-        self.established.fetch_add(1, SeqCst);
-    }
-
-    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
-        if buf.is_empty() {
-            self.empty_reads.fetch_add(1, SeqCst);
-        }
-        if &buf[..] == b"ABORT" {
-            conn.abort();
-            return;
-        }
-        conn.write_buf(buf).unwrap();
-    }
-
-    fn client_closed(&self, conn: &mut Conn<'_>, _: &mut ()) {
-        self.client_closed.fetch_add(1, SeqCst);
-        conn.shutdown(Shutdown::Write).unwrap();
-    }
 
     fn closing(&self, _: &mut Conn<'_>, _: &mut ()) -> Closing {
         self.closing.fetch_add(1, SeqCst);
@@ -92,15 +74,39 @@ impl Handler for Echo {
     }
 }
 
+impl Handler for Echo {
+    fn connection_established(&self, _: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
+        self.established.fetch_add(1, SeqCst);
+    }
+
+    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
+        if buf.is_empty() {
+            self.empty_reads.fetch_add(1, SeqCst);
+        }
+        if &buf[..] == b"ABORT" {
+            conn.abort();
+            return;
+        }
+        conn.write_buf(buf).unwrap();
+    }
+
+    fn client_closed(&self, conn: &mut Conn<'_>, _: &mut ()) {
+        self.client_closed.fetch_add(1, SeqCst);
+        conn.shutdown(Shutdown::Write).unwrap();
+    }
+}
+
 /// Records the peer address each connection was established with.
 #[derive(Default)]
 struct Peers {
     seen: Mutex<Vec<SocketAddr>>,
 }
 
-impl Handler for Peers {
+impl Lifecycle for Peers {
     type State = ();
+}
 
+impl Handler for Peers {
     fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), peer: SocketAddr) {
         self.seen.lock().unwrap().push(peer);
         conn.write(b"!").unwrap();
@@ -229,9 +235,11 @@ struct Trailer {
     empty_reads: AtomicUsize,
 }
 
-impl Handler for Trailer {
+impl Lifecycle for Trailer {
     type State = usize;
+}
 
+impl Handler for Trailer {
     fn read_completed(&self, conn: &mut Conn<'_>, received: &mut usize, buf: IoBuf) {
         if buf.is_empty() {
             self.empty_reads.fetch_add(1, SeqCst);
@@ -266,9 +274,11 @@ fn client_half_close_notified_once_and_server_keeps_writing(engine: EngineChoice
 /// Writes a large response then shuts down its send side at once.
 struct BigThenShutdown(Vec<u8>);
 
-impl Handler for BigThenShutdown {
+impl Lifecycle for BigThenShutdown {
     type State = ();
+}
 
+impl Handler for BigThenShutdown {
     fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
         conn.write(&self.0).unwrap();
         conn.write_buf(IoBuf::from(self.0.clone())).unwrap();
@@ -311,12 +321,8 @@ struct Lingering {
     taken: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-impl Handler for Lingering {
+impl Lifecycle for Lingering {
     type State = ();
-
-    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
-        conn.write_buf(buf).unwrap();
-    }
 
     fn closing(&self, conn: &mut Conn<'_>, _: &mut ()) -> Closing {
         self.closing.fetch_add(1, SeqCst);
@@ -328,6 +334,12 @@ impl Handler for Lingering {
         });
         self.taken.lock().unwrap().push(t);
         Closing::Handled
+    }
+}
+
+impl Handler for Lingering {
+    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
+        conn.write_buf(buf).unwrap();
     }
 }
 
@@ -348,12 +360,15 @@ fn handler_takes_over_closing_for_a_lingering_close(engine: EngineChoice) {
 /// Claims to handle closing but keeps no handle: the server must abort.
 struct ForgetfulCloser;
 
-impl Handler for ForgetfulCloser {
+impl Lifecycle for ForgetfulCloser {
     type State = ();
-    fn read_completed(&self, _: &mut Conn<'_>, _: &mut (), _: IoBuf) {}
     fn closing(&self, _: &mut Conn<'_>, _: &mut ()) -> Closing {
         Closing::Handled
     }
+}
+
+impl Handler for ForgetfulCloser {
+    fn read_completed(&self, _: &mut Conn<'_>, _: &mut (), _: IoBuf) {}
 }
 
 fn handed_off_connection_without_handle_is_aborted(engine: EngineChoice) {
@@ -499,9 +514,11 @@ struct Accumulate {
     messages: Mutex<Vec<Vec<u8>>>,
 }
 
-impl Handler for Accumulate {
+impl Lifecycle for Accumulate {
     type State = Vec<u8>;
+}
 
+impl Handler for Accumulate {
     fn read_completed(&self, conn: &mut Conn<'_>, partial: &mut Vec<u8>, buf: IoBuf) {
         partial.extend_from_slice(&buf);
         while partial.len() >= 8 {
@@ -583,8 +600,11 @@ fn peer_reset_is_reported_and_only_that_connection_closes(engine: EngineChoice) 
 
 struct Panicky;
 
-impl Handler for Panicky {
+impl Lifecycle for Panicky {
     type State = ();
+}
+
+impl Handler for Panicky {
     fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
         assert!(&buf[..] != b"panic", "handler bug triggered on purpose");
         conn.write_buf(buf).unwrap();

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use berth::{Conn, EngineChoice, Handler, IoBuf, ServerEvent};
+use berth::{Conn, EngineChoice, Handler, IoBuf, Lifecycle, ServerEvent};
 use common::*;
 
 /// Echoes, and counts accept back-offs.
@@ -21,17 +21,19 @@ struct Counting {
     backoffs: AtomicUsize,
 }
 
-impl Handler for Counting {
+impl Lifecycle for Counting {
     type State = ();
-
-    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
-        let _ = conn.write_buf(buf);
-    }
 
     fn server_event(&self, event: ServerEvent<'_>) {
         if let ServerEvent::AcceptBackoff { .. } = event {
             self.backoffs.fetch_add(1, SeqCst);
         }
+    }
+}
+
+impl Handler for Counting {
+    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
+        let _ = conn.write_buf(buf);
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use berth::{Conn, ConnHandle, ConnId, EngineChoice, Handler, IoBuf};
+use berth::{Conn, ConnHandle, ConnId, EngineChoice, Handler, IoBuf, Lifecycle};
 use common::*;
 
 both_engines!(flooding_client_does_not_starve_ping_pong_clients);
@@ -23,9 +23,11 @@ struct Recorder {
     handles: Mutex<Vec<ConnHandle>>,
 }
 
-impl Handler for Recorder {
+impl Lifecycle for Recorder {
     type State = ();
+}
 
+impl Handler for Recorder {
     fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
         let mut handles = self.handles.lock().unwrap();
         if handles.len() < CLIENTS + 1 {

@@ -10,7 +10,9 @@ use berth::codec::{
     Decoder, FrameError, InBuf, LengthFieldCodec, LengthWidth, LineCodec, LineEnding,
 };
 use berth::servers::PacketEcho;
-use berth::{EngineChoice, FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn, IoBuf};
+use berth::{
+    EngineChoice, FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn, IoBuf, Lifecycle,
+};
 use common::*;
 
 both_engines!(
@@ -77,8 +79,11 @@ struct BigFrames {
     sizes: Mutex<Vec<usize>>,
 }
 
-impl FrameHandler for BigFrames {
+impl Lifecycle for BigFrames {
     type State = ();
+}
+
+impl FrameHandler for BigFrames {
     type Codec = LengthFieldCodec;
 
     fn codec(&self) -> LengthFieldCodec {
@@ -117,8 +122,11 @@ struct Lines {
     errors: AtomicUsize,
 }
 
-impl FrameHandler for Lines {
+impl Lifecycle for Lines {
     type State = ();
+}
+
+impl FrameHandler for Lines {
     type Codec = LineCodec;
 
     fn codec(&self) -> LineCodec {
@@ -168,8 +176,11 @@ struct CountErrors {
     truncated: AtomicUsize,
 }
 
-impl FrameHandler for CountErrors {
+impl Lifecycle for CountErrors {
     type State = ();
+}
+
+impl FrameHandler for CountErrors {
     type Codec = LengthFieldCodec;
 
     fn codec(&self) -> LengthFieldCodec {
@@ -204,8 +215,11 @@ fn trailing_partial_frame_is_reported_at_end_of_stream(engine: EngineChoice) {
 /// Answers each line later, from another thread (as a worker pool would).
 struct LateReplies;
 
-impl FrameHandler for LateReplies {
+impl Lifecycle for LateReplies {
     type State = ();
+}
+
+impl FrameHandler for LateReplies {
     type Codec = LineCodec;
 
     fn codec(&self) -> LineCodec {
@@ -244,8 +258,11 @@ struct Runs {
     calls: Mutex<Vec<usize>>,
 }
 
-impl FrameHandler for Runs {
+impl Lifecycle for Runs {
     type State = ();
+}
+
+impl FrameHandler for Runs {
     type Codec = LengthFieldCodec;
     const FRAME_RUNS: bool = true;
 
@@ -342,8 +359,11 @@ struct DefaultRuns {
     whole: Arc<AtomicUsize>,
 }
 
-impl FrameHandler for DefaultRuns {
+impl Lifecycle for DefaultRuns {
     type State = ();
+}
+
+impl FrameHandler for DefaultRuns {
     type Codec = CountingCodec;
     const FRAME_RUNS: bool = true;
 

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use berth::servers::Echo;
-use berth::{Conn, EngineChoice, Handler, IoBuf, Shutdown};
+use berth::{Conn, EngineChoice, Handler, IoBuf, Lifecycle, Shutdown};
 use common::*;
 
 both_engines!(
@@ -41,9 +41,15 @@ impl Greeter {
     }
 }
 
-impl Handler for Greeter {
+impl Lifecycle for Greeter {
     type State = ();
 
+    fn connect_failed(&self, addr: SocketAddr, err: &io::Error) {
+        self.send(Event::Failed(addr, err.kind()));
+    }
+}
+
+impl Handler for Greeter {
     fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), peer: SocketAddr) {
         self.send(Event::Established(peer));
         conn.write(b"hello from the client side").unwrap();
@@ -56,10 +62,6 @@ impl Handler for Greeter {
 
     fn client_closed(&self, _: &mut Conn<'_>, _: &mut ()) {
         self.send(Event::ClientClosed);
-    }
-
-    fn connect_failed(&self, addr: SocketAddr, err: &io::Error) {
-        self.send(Event::Failed(addr, err.kind()));
     }
 }
 

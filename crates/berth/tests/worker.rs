@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use berth::{Conn, ConnError, ConnHandle, EngineChoice, Handler, IoBuf, WorkerPool, WorkerStats};
+use berth::{
+    Conn, ConnError, ConnHandle, EngineChoice, Handler, IoBuf, Lifecycle, WorkerPool, WorkerStats,
+};
 use common::*;
 
 both_engines!(
@@ -43,9 +45,11 @@ struct LineJobs {
     max_pending: AtomicUsize,
 }
 
-impl Handler for LineJobs {
+impl Lifecycle for LineJobs {
     type State = Lines;
+}
 
+impl Handler for LineJobs {
     fn read_completed(&self, conn: &mut Conn<'_>, st: &mut Lines, buf: IoBuf) {
         st.partial.extend_from_slice(&buf);
         while let Some(end) = st.partial.iter().position(|&b| b == b'\n') {

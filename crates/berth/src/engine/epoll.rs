@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream as MioStream};
@@ -18,11 +18,11 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::buffer::{BufPool, IoBuf};
-use crate::core::{Backend, CloseMode, Core};
-use crate::engine::connect::Connector;
-use crate::engine::thread::{self, Acceptor, StopState, ThreadCtx};
+use crate::driver::backend::{Backend, CloseMode};
+use crate::driver::event_loop::{self, Engine, IoThread, ThreadCtx};
+use crate::driver::key::Key;
+use crate::driver::mailbox::Mailbox;
 use crate::handler::Handler;
-use crate::mailbox::Key;
 
 /// Reads per connection per loop pass.
 const READ_BUDGET: usize = 16;
@@ -60,10 +60,22 @@ pub(crate) struct EpollIo {
     queued: bool,
 }
 
-struct Epoll {
+/// One IO thread's epoll instance and listener: the engine of an epoll thread.
+pub(crate) struct Epoll {
     registry: Registry,
     /// Connections with data to read, in turn.
     ready: VecDeque<Key>,
+    poll: Poll,
+    /// The events of the last wait; `None` while they are dispatched.
+    events: Option<Events>,
+    pool: BufPool,
+    mailbox: Arc<Mailbox>,
+    /// The listener, on the accepting thread, until accepting stops.
+    listener: Option<TcpListener>,
+    /// The listener may have connections waiting (edge-triggered).
+    accept_ready: bool,
+    /// Connections may be waiting and accepting is wanted: do not sleep.
+    accept_more: bool,
 }
 
 impl Epoll {
@@ -164,29 +176,17 @@ impl Backend for Epoll {
     }
 }
 
-struct EpollThread<H: Handler> {
-    core: Core<H, EpollIo>,
-    be: Epoll,
-    poll: Poll,
-    pool: BufPool,
-    acceptor: Option<Acceptor>,
-    connector: Connector,
-    listener: Option<TcpListener>,
-    /// The listener may have connections waiting (edge-triggered).
-    accept_ready: bool,
-    stop: StopState,
-}
-
 /// Run an IO thread on epoll until it is stopped.
 pub(crate) fn run<H: Handler>(
     ctx: ThreadCtx<H>,
     ready: mpsc::Sender<io::Result<()>>,
 ) -> io::Result<()> {
-    match setup(ctx) {
-        Ok(mut t) => {
+    match setup(&ctx) {
+        Ok(mut engine) => {
             let _ = ready.send(Ok(()));
-            let mut events = Events::with_capacity(1024);
-            t.run(&mut events)
+            let mut th = ctx.io_thread();
+            drop(ctx.listener); // the mio clone in the engine is the one in use
+            event_loop::run(&mut engine, &mut th)
         }
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -195,11 +195,15 @@ pub(crate) fn run<H: Handler>(
     }
 }
 
-fn setup<H: Handler>(ctx: ThreadCtx<H>) -> io::Result<EpollThread<H>> {
+fn setup<H: Handler>(ctx: &ThreadCtx<H>) -> io::Result<Epoll> {
     let poll = Poll::new()?;
     let registry = poll.registry().try_clone()?;
-    let eventfd = ctx.mailboxes[ctx.index].eventfd().raw();
-    registry.register(&mut SourceFd(&eventfd), WAKE, Interest::READABLE)?;
+    let mailbox = Arc::clone(&ctx.mailboxes[ctx.index]);
+    registry.register(
+        &mut SourceFd(&mailbox.eventfd().raw()),
+        WAKE,
+        Interest::READABLE,
+    )?;
     let mut listener = match ctx.listener.as_ref() {
         Some(l) => {
             let l = l.try_clone()?;
@@ -211,84 +215,112 @@ fn setup<H: Handler>(ctx: ThreadCtx<H>) -> io::Result<EpollThread<H>> {
     if let Some(l) = listener.as_mut() {
         registry.register(l, LISTENER, Interest::READABLE)?;
     }
-    let t = EpollThread {
-        core: ctx.core(),
-        be: Epoll {
-            registry,
-            ready: VecDeque::new(),
-        },
+    Ok(Epoll {
+        registry,
+        ready: VecDeque::new(),
         poll,
+        events: Some(Events::with_capacity(1024)),
         pool: ctx.pool.clone(),
-        acceptor: ctx
-            .listener
-            .as_ref()
-            .map(|l| Acceptor::new(ctx.mailboxes.clone(), ctx.config.nodelay, l)),
-        connector: Connector::new(ctx.config.nodelay),
+        mailbox,
         listener,
         accept_ready: true,
-        stop: StopState::default(),
-    };
-    drop(ctx.listener); // the mio clone above is the one in use
-    Ok(t)
+        accept_more: false,
+    })
 }
 
-impl<H: Handler> EpollThread<H> {
-    fn run(&mut self, events: &mut Events) -> io::Result<()> {
-        let mut mail = true;
-        loop {
-            if mail {
-                self.core.mailbox.eventfd().drain();
-                thread::drain_mailbox(
-                    &mut self.core,
-                    &mut self.be,
-                    &mut self.acceptor,
-                    &mut self.connector,
-                    &mut self.stop,
-                );
-                mail = false;
-            }
-            self.stop.check(&mut self.core, &mut self.be);
-            let stopping = self.core.is_stopping();
-            self.connector
-                .expire(&mut self.core, &mut self.be, Instant::now(), stopping);
-            self.accept();
-            self.read_ready();
-            if self.core.is_stopping()
-                && self.core.live() == 0
-                && self.connector.is_idle()
-                && self.listener.is_none()
-            {
-                return Ok(());
-            }
-            let timeout = if !self.be.ready.is_empty() || self.accept_pending() {
-                Some(Duration::ZERO)
-            } else {
-                thread::next_timer(&self.acceptor, &self.connector, &self.stop)
-                    .map(|t| t.saturating_duration_since(Instant::now()))
-            };
-            if let Err(err) = self.poll.poll(events, timeout)
-                && err.kind() != io::ErrorKind::Interrupted
-            {
-                return Err(err);
-            }
+impl Engine for Epoll {
+    /// The events of the last wait, then one pass over the connections
+    /// with data: at most `READ_BUDGET` reads each.
+    fn dispatch<H: Handler>(&mut self, th: &mut IoThread<H, EpollIo>) {
+        if let Some(events) = self.events.take() {
             for event in events.iter() {
                 match event.token() {
-                    WAKE => mail = true,
+                    WAKE => {
+                        self.mailbox.eventfd().drain();
+                        th.mail = true;
+                    }
                     LISTENER => self.accept_ready = true,
                     Token(t) if t & CONNECTING != 0 => {
                         let key = key_of(Token(t & !CONNECTING));
-                        let fd = self.connector.fd(key);
-                        let _ = self.be.registry.deregister(&mut SourceFd(&fd));
-                        self.connector.ready(&mut self.core, &mut self.be, key);
+                        let fd = th.connector.fd(key);
+                        let _ = self.registry.deregister(&mut SourceFd(&fd));
+                        th.connector.ready(&mut th.core, self, key);
                     }
-                    t => self.on_event(key_of(t), event),
+                    t => self.on_event(th, key_of(t), event),
+                }
+            }
+            self.events = Some(events);
+        }
+        self.read_ready(th);
+    }
+
+    fn sync_accept<H: Handler>(&mut self, th: &mut IoThread<H, EpollIo>) {
+        self.accept_more = false;
+        let Some(acceptor) = th.acceptor.as_mut() else {
+            return;
+        };
+        if acceptor.stopped {
+            if let Some(mut l) = self.listener.take() {
+                let _ = self.registry.deregister(&mut l);
+            }
+            return;
+        }
+        // Out of `self` while accepting: routing a connection to this
+        // thread registers it with the engine.
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        for _ in 0..ACCEPT_BUDGET {
+            if !self.accept_ready || !acceptor.wants_accept(Instant::now()) {
+                break;
+            }
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    let stream = TcpStream::from(OwnedFd::from(stream));
+                    acceptor.route(&mut th.core, self, stream, peer);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_ready = false;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    acceptor.failed(&err, &*th.core.handler);
                 }
             }
         }
+        self.listener = Some(listener);
+        // The budget may have run out with connections still waiting.
+        self.accept_more = self.accept_ready && acceptor.wants_accept(Instant::now());
     }
 
-    fn on_event(&mut self, key: Key, event: &mio::event::Event) {
-        let Some(io) = self.core.io_mut(key) else {
+    fn is_quiet(&self) -> bool {
+        self.listener.is_none()
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>) -> io::Result<()> {
+        let timeout = if !self.ready.is_empty() || self.accept_more {
+            Some(Duration::ZERO)
+        } else {
+            deadline.map(|t| t.saturating_duration_since(Instant::now()))
+        };
+        let Some(events) = self.events.as_mut() else {
+            return Ok(());
+        };
+        match self.poll.poll(events, timeout) {
+            Err(err) if err.kind() != io::ErrorKind::Interrupted => Err(err),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Epoll {
+    fn on_event<H: Handler>(
+        &mut self,
+        th: &mut IoThread<H, EpollIo>,
+        key: Key,
+        event: &mio::event::Event,
+    ) {
+        let Some(io) = th.core.io_mut(key) else {
             return;
         };
         let closed = event.is_read_closed() || event.is_error();
@@ -297,78 +329,37 @@ impl<H: Handler> EpollThread<H> {
         io.read_closed |= closed;
         if readable {
             io.readable = true;
-            self.be.schedule(key, io);
+            self.schedule(key, io);
         }
         if writable {
             io.writable = true;
-            self.core.retry_write(&mut self.be, key);
-        }
-    }
-
-    fn accept_pending(&mut self) -> bool {
-        self.accept_ready
-            && self.listener.is_some()
-            && self
-                .acceptor
-                .as_mut()
-                .is_some_and(|a| a.wants_accept(Instant::now()))
-    }
-
-    fn accept(&mut self) {
-        let Some(acceptor) = self.acceptor.as_mut() else {
-            return;
-        };
-        if acceptor.stopped {
-            if let Some(mut l) = self.listener.take() {
-                let _ = self.be.registry.deregister(&mut l);
-            }
-            return;
-        }
-        let Some(listener) = self.listener.as_ref() else {
-            return;
-        };
-        for _ in 0..ACCEPT_BUDGET {
-            if !self.accept_ready || !acceptor.wants_accept(Instant::now()) {
-                return;
-            }
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    let stream = TcpStream::from(OwnedFd::from(stream));
-                    acceptor.route(&mut self.core, &mut self.be, stream, peer);
-                }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_ready = false;
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => {
-                    acceptor.failed(&err, &*self.core.handler);
-                }
-            }
+            th.core.retry_write(self, key);
         }
     }
 
     /// One pass over the connections with data: at most `READ_BUDGET` reads each.
-    fn read_ready(&mut self) {
-        for _ in 0..self.be.ready.len() {
-            let Some(key) = self.be.ready.pop_front() else {
+    fn read_ready<H: Handler>(&mut self, th: &mut IoThread<H, EpollIo>) {
+        let core = &mut th.core;
+        for _ in 0..self.ready.len() {
+            let Some(key) = self.ready.pop_front() else {
                 return;
             };
-            let Some(io) = self.core.io_mut(key) else {
+            let Some(io) = core.io_mut(key) else {
                 continue;
             };
             io.queued = false;
             for _ in 0..READ_BUDGET {
-                if !self.core.wants_read(key) {
+                if !core.wants_read(key) {
                     break;
                 }
-                let Some(io) = self.core.io_mut(key) else {
+                let Some(io) = core.io_mut(key) else {
                     break;
                 };
                 let mut buf = self.pool.alloc();
                 match io.sock.read(buf.spare_mut()) {
                     Ok(0) => {
                         io.readable = false;
-                        self.core.on_eof(&mut self.be, key);
+                        core.on_eof(self, key);
                         break;
                     }
                     Ok(n) => {
@@ -381,7 +372,7 @@ impl<H: Handler> EpollThread<H> {
                             io.readable = false;
                         }
                         buf.advance(n);
-                        self.core.on_data(&mut self.be, key, buf.freeze());
+                        core.on_data(self, key, buf.freeze());
                         if drained {
                             break;
                         }
@@ -393,13 +384,13 @@ impl<H: Handler> EpollThread<H> {
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                     Err(err) => {
                         io.readable = false;
-                        self.core.on_read_error(&mut self.be, key, err);
+                        core.on_read_error(self, key, err);
                         break;
                     }
                 }
             }
-            if let Some(io) = self.core.io_mut(key) {
-                self.be.schedule(key, io);
+            if let Some(io) = core.io_mut(key) {
+                self.schedule(key, io);
             }
         }
     }

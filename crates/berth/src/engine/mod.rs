@@ -1,19 +1,26 @@
-//! IO engines: io_uring (completion-based) and epoll (readiness-based).
+//! IO engines: io_uring (completion-based) and epoll (readiness-based) —
+//! only the code that talks to the kernel.
 //!
-//! Both implement one contract, `Backend` in `core.rs` (what the
-//! connection core asks of an engine), and both run the same per-thread
-//! plumbing in `engine/thread.rs`: commands from other threads, the accept
-//! policy, the shutdown deadline. Everything a handler can observe is
-//! decided in `core.rs`, so the callback rules are the same on either engine.
+//! Both implement one contract, stated in `driver/backend.rs` (`Backend`:
+//! what the core asks of an engine per connection, and what the core
+//! guarantees in return) and `driver/event_loop.rs` (`Engine`: dispatch
+//! events, keep the listener in line, wait until a deadline). The loop, the
+//! callback rules and everything a handler can observe are in `driver/`,
+//! written once, so they are the same on either engine.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `uring/` | the io_uring engine: `mod.rs` (loop half), `submit.rs` (ring, backlog, per-connection operations), `bufring.rs` (provided-buffer ring) |
+//! | `epoll.rs` | the epoll engine (through mio) |
+//! | `probe.rs` | can io_uring run here, and if not, why |
+//! | `sys.rs` | eventfd, SIGPIPE, the signal mask |
 //!
 //! `unsafe` code lives only below this module.
 #![allow(unsafe_code)]
 
-pub(crate) mod connect;
 pub(crate) mod epoll;
 mod probe;
 pub(crate) mod sys;
-pub(crate) mod thread;
 pub(crate) mod uring;
 
 use std::fmt;

@@ -1,7 +1,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use crate::{Conn, Handler, IoBuf, ServerEvent, Shutdown};
+use crate::{Conn, Handler, IoBuf, Lifecycle, ServerEvent, Shutdown};
 
 /// The seed's EchoServer: echoes the byte stream without copying it. When
 /// the client shuts down its sending side, the server finishes echoing,
@@ -18,9 +18,25 @@ impl Echo {
     }
 }
 
-impl Handler for Echo {
+impl Lifecycle for Echo {
     type State = ();
 
+    fn connection_reset(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
+        tracing::debug!(conn = %conn.id(), %err, "connection reset");
+    }
+
+    fn connection_error(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
+        tracing::debug!(conn = %conn.id(), %err, "connection error");
+    }
+
+    fn server_event(&self, event: ServerEvent<'_>) {
+        if let ServerEvent::ConnectionClosed { id, peer } = event {
+            tracing::debug!(conn = %id, %peer, "connection closed");
+        }
+    }
+}
+
+impl Handler for Echo {
     fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), peer: SocketAddr) {
         tracing::debug!(conn = %conn.id(), %peer, "connection established");
         if let Some(welcome) = &self.welcome {
@@ -35,19 +51,5 @@ impl Handler for Echo {
     fn client_closed(&self, conn: &mut Conn<'_>, _: &mut ()) {
         tracing::debug!(conn = %conn.id(), "client closed its sending side");
         let _ = conn.shutdown(Shutdown::Write);
-    }
-
-    fn connection_reset(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
-        tracing::debug!(conn = %conn.id(), %err, "connection reset");
-    }
-
-    fn connection_error(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
-        tracing::debug!(conn = %conn.id(), %err, "connection error");
-    }
-
-    fn server_event(&self, event: ServerEvent<'_>) {
-        if let ServerEvent::ConnectionClosed { id, peer } = event {
-            tracing::debug!(conn = %id, %peer, "connection closed");
-        }
     }
 }

@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 
 use crate::codec::{FrameError, LengthFieldCodec, LengthWidth};
-use crate::{FrameErrorAction, FrameHandler, FrameRun, FramedConn, IoBuf, Shutdown};
+use crate::{FrameErrorAction, FrameHandler, FrameRun, FramedConn, IoBuf, Lifecycle, Shutdown};
 
 /// The seed's packet format: a 1-byte header holding the total packet
 /// length, header included (so at most 255 bytes; a header of 0 is malformed).
@@ -28,8 +28,11 @@ impl PacketEcho {
     }
 }
 
-impl FrameHandler for PacketEcho {
+impl Lifecycle for PacketEcho {
     type State = ();
+}
+
+impl FrameHandler for PacketEcho {
     type Codec = LengthFieldCodec;
 
     fn codec(&self) -> LengthFieldCodec {

@@ -9,8 +9,10 @@ use std::time::Instant;
 
 use super::*;
 use crate::buffer::BufPool;
-use crate::conn::{ConnEnv, ConnState};
-use crate::mailbox::{Command, ConnOp, Key, Mailbox};
+use crate::conn::ConnEnv;
+use crate::driver::state::ConnState;
+use crate::driver::key::Key;
+use crate::driver::mailbox::{Command, ConnOp, Mailbox};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use std::sync::{Mutex, mpsc};
 
-use berth::{Conn, ConnHandle, EngineChoice, Handler, IoBuf, PoolStats, Server, ServerBuilder};
+use berth::{
+    Conn, ConnHandle, EngineChoice, Handler, IoBuf, Lifecycle, PoolStats, Server, ServerBuilder,
+};
 
 /// Every socket wait in the tests is bounded by this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -153,8 +155,11 @@ pub fn exchange(mut s: TcpStream, data: &[u8], shutdown_write: bool) -> io::Resu
 /// Hands each new connection's handle to the test; reads are ignored.
 pub struct HandOut(Mutex<mpsc::Sender<ConnHandle>>);
 
-impl Handler for HandOut {
+impl Lifecycle for HandOut {
     type State = ();
+}
+
+impl Handler for HandOut {
     fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
         let _ = self.0.lock().unwrap().send(conn.handle());
     }

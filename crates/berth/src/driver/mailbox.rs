@@ -13,15 +13,8 @@ use crossbeam_queue::SegQueue;
 
 use crate::buffer::IoBuf;
 use crate::conn::Shutdown;
+use crate::driver::key::Key;
 use crate::engine::sys::EventFd;
-
-/// A connection's slot on its IO thread: index plus generation, so a command
-/// or completion for a closed connection never reaches the slot's next user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Key {
-    pub idx: u32,
-    pub generation: u32,
-}
 
 /// An operation on one connection, carried to its IO thread.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
-//! What every IO thread does the same way, whatever its engine: the
-//! commands from other threads, the accept policy (pause, EMFILE back-off,
-//! spreading connections over the threads) and the shutdown deadline.
+//! The accepting thread's policy, the same on every engine: pause and
+//! resume, backing off when descriptors run out (EMFILE/ENFILE) instead of
+//! spinning, `TCP_NODELAY` inherited from the listener, and spreading
+//! accepted connections over the IO threads round-robin.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -9,47 +10,12 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
-use crate::buffer::BufPool;
-use crate::core::{Backend, Core, ThreadStats};
-use crate::engine::connect::Connector;
-use crate::handler::{Handler, ServerEvent};
-use crate::mailbox::{Command, Mailbox};
-
-/// Settings an IO thread needs from the builder.
-#[derive(Debug, Clone)]
-pub(crate) struct ThreadConfig {
-    pub max_pooled_conns: usize,
-    pub ring_buffers: u16,
-    pub ring_entries: u32,
-    pub nodelay: bool,
-}
-
-/// Everything an IO thread is started with.
-pub(crate) struct ThreadCtx<H: Handler> {
-    pub index: usize,
-    pub handler: Arc<H>,
-    pub pool: BufPool,
-    pub mailboxes: Arc<[Arc<Mailbox>]>,
-    /// The listener, for the accepting thread (thread 0) only.
-    pub listener: Option<TcpListener>,
-    pub config: ThreadConfig,
-    pub stats: Arc<ThreadStats>,
-}
-
-impl<H: Handler> ThreadCtx<H> {
-    pub fn core<I>(&self) -> Core<H, I> {
-        let threads = self.mailboxes.len().max(1);
-        let mut core = Core::new(
-            Arc::clone(&self.handler),
-            self.pool.clone(),
-            Arc::clone(&self.mailboxes[self.index]),
-            self.index,
-            self.config.max_pooled_conns.div_ceil(threads),
-        );
-        core.stats = Arc::clone(&self.stats);
-        core
-    }
-}
+use crate::driver::backend::Backend;
+use crate::driver::core::Core;
+use crate::driver::door;
+use crate::driver::mailbox::{Command, Mailbox};
+use crate::handler::Handler;
+use crate::lifecycle::{Lifecycle, ServerEvent};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
@@ -61,7 +27,7 @@ pub(crate) struct Acceptor {
     retry_at: Option<Instant>,
     backoff: Duration,
     next: usize,
-    mailboxes: Arc<[Arc<Mailbox>]>,
+    pub(super) mailboxes: Arc<[Arc<Mailbox>]>,
     nodelay: NoDelay,
 }
 
@@ -151,13 +117,13 @@ impl Acceptor {
     /// A failed accept. Returns true when it means "out of descriptors or
     /// memory": accepting then pauses for a growing interval instead of
     /// spinning, while established connections keep being served.
-    pub fn failed<H: Handler>(&mut self, err: &io::Error, handler: &H) -> bool {
+    pub fn failed<H: Lifecycle>(&mut self, err: &io::Error, handler: &H) -> bool {
         match err.raw_os_error() {
             Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
                 self.retry_at = Some(Instant::now() + self.backoff);
                 self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
                 tracing::warn!(%err, "accept failed; backing off");
-                handler.server_event(ServerEvent::AcceptBackoff { error: err });
+                door::server_event(handler, ServerEvent::AcceptBackoff { error: err });
                 true
             }
             _ => {
@@ -188,7 +154,8 @@ impl Acceptor {
     }
 }
 
-fn adopt<H: Handler, B: Backend>(
+/// Register a socket with the engine and adopt it into the core.
+pub(super) fn adopt<H: Handler, B: Backend>(
     core: &mut Core<H, B::Io>,
     be: &mut B,
     stream: TcpStream,
@@ -200,101 +167,6 @@ fn adopt<H: Handler, B: Backend>(
         }
         Err(err) => tracing::warn!(%err, %peer, "could not register a connection"),
     }
-}
-
-/// Shutdown progress of one IO thread.
-#[derive(Debug, Default)]
-pub(crate) struct StopState {
-    pub deadline: Option<Instant>,
-    pub aborted: bool,
-}
-
-impl StopState {
-    /// Abort every connection once the deadline has passed.
-    pub fn check<H: Handler, B: Backend>(&mut self, core: &mut Core<H, B::Io>, be: &mut B) {
-        if let Some(deadline) = self.deadline
-            && !self.aborted
-            && Instant::now() >= deadline
-            && core.live() > 0
-        {
-            self.aborted = true;
-            tracing::info!(
-                live = core.live(),
-                "shutdown deadline passed; closing the rest abortively"
-            );
-            core.abort_all(be);
-        }
-    }
-}
-
-/// Drain the thread's mailbox.
-pub(crate) fn drain_mailbox<H: Handler, B: Backend>(
-    core: &mut Core<H, B::Io>,
-    be: &mut B,
-    acceptor: &mut Option<Acceptor>,
-    connector: &mut Connector,
-    stop: &mut StopState,
-) {
-    let mailbox = Arc::clone(&core.mailbox);
-    mailbox.rearm();
-    while let Some(cmd) = mailbox.pop() {
-        match cmd {
-            Command::Conn { key, op } => core.on_op(be, key, op),
-            Command::Adopt { stream, peer } => adopt(core, be, stream, peer),
-            Command::Connect {
-                addr,
-                local,
-                timeout,
-            } => {
-                if core.is_stopping() {
-                    let err = io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
-                    core.handler.connect_failed(addr, &err);
-                } else {
-                    connector.start(core, be, addr, local, timeout);
-                }
-            }
-            Command::PauseAccept => {
-                if let Some(a) = acceptor.as_mut()
-                    && !a.paused
-                {
-                    a.paused = true;
-                    core.handler.server_event(ServerEvent::AcceptingPaused);
-                }
-            }
-            Command::ResumeAccept => {
-                if let Some(a) = acceptor.as_mut()
-                    && a.paused
-                {
-                    a.paused = false;
-                    core.handler.server_event(ServerEvent::AcceptingResumed);
-                }
-            }
-            Command::Stop { deadline } => {
-                if let Some(a) = acceptor.as_mut() {
-                    a.stopped = true;
-                    // Forwarded after every hand-over already queued, so no
-                    // connection reaches a thread after it stopped.
-                    for mb in a.mailboxes.iter().skip(1) {
-                        mb.push(Command::Stop { deadline });
-                    }
-                }
-                stop.deadline = Some(deadline);
-                core.stop(be);
-                connector.expire(core, be, Instant::now(), true);
-            }
-        }
-    }
-}
-
-/// The earliest of the thread's timers.
-pub(crate) fn next_timer(
-    acceptor: &Option<Acceptor>,
-    connector: &Connector,
-    stop: &StopState,
-) -> Option<Instant> {
-    let a = acceptor.as_ref().and_then(Acceptor::timer);
-    let d = stop.deadline.filter(|_| !stop.aborted);
-    [a, d, connector.timer()].into_iter().flatten().min()
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::core::{Backend, Core};
+use crate::driver::backend::Backend;
+use crate::driver::core::Core;
+use crate::driver::door;
+use crate::driver::key::Key;
 use crate::handler::Handler;
-use crate::mailbox::Key;
 
 struct Pending {
     sock: Socket,
@@ -71,7 +73,7 @@ impl Connector {
     ) {
         let sock = match self.socket(addr, local) {
             Ok(sock) => sock,
-            Err(err) => return core.handler.connect_failed(addr, &err),
+            Err(err) => return door::connect_failed(&*core.handler, addr, &err),
         };
         match sock.connect(&addr.into()) {
             Ok(()) => self.connected(core, be, sock, addr),
@@ -85,7 +87,7 @@ impl Connector {
                 let fd = self.fd(key);
                 be.watch_connect(key, fd);
             }
-            Err(err) => core.handler.connect_failed(addr, &err),
+            Err(err) => door::connect_failed(&*core.handler, addr, &err),
         }
     }
 
@@ -164,9 +166,9 @@ impl Connector {
         match p.sock.take_error() {
             Ok(None) => match p.sock.peer_addr() {
                 Ok(_) => self.connected(core, be, p.sock, p.addr),
-                Err(err) => core.handler.connect_failed(p.addr, &err),
+                Err(err) => door::connect_failed(&*core.handler, p.addr, &err),
             },
-            Ok(Some(err)) | Err(err) => core.handler.connect_failed(p.addr, &err),
+            Ok(Some(err)) | Err(err) => door::connect_failed(&*core.handler, p.addr, &err),
         }
     }
 
@@ -187,7 +189,7 @@ impl Connector {
             Ok(io) => {
                 core.adopt(be, io, addr);
             }
-            Err(err) => core.handler.connect_failed(addr, &err),
+            Err(err) => door::connect_failed(&*core.handler, addr, &err),
         }
     }
 
@@ -217,7 +219,7 @@ impl Connector {
             } else {
                 io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
             };
-            core.handler.connect_failed(addr, &err);
+            door::connect_failed(&*core.handler, addr, &err);
             if be.unwatch_connect(key, fd) {
                 self.remove(key);
             }

@@ -1,0 +1,148 @@
+//! [`Conn`]: a connection as seen from inside one of its callbacks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+
+use crate::buffer::BufPool;
+use crate::conn::handle::{ConnHandle, ConnShared};
+use crate::conn::types::{ConnError, ConnId, Shutdown};
+use crate::driver::mailbox::Mailbox;
+use crate::driver::state::{ConnState, flags::*};
+
+/// The thread-level context a [`Conn`] needs.
+pub(crate) struct ConnEnv<'a> {
+    pub pool: &'a BufPool,
+    pub mailbox: &'a Arc<Mailbox>,
+}
+
+/// A connection, as seen from inside a [`Handler`](crate::Handler) callback.
+///
+/// Operations take effect when the callback returns, in the order they were
+/// made: writes are queued, a shutdown waits for every queued write, a close
+/// waits for them too, an abort discards them.
+pub struct Conn<'a> {
+    pub(crate) st: &'a mut ConnState,
+    pub(crate) env: ConnEnv<'a>,
+}
+
+impl Conn<'_> {
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.st.id
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> std::net::SocketAddr {
+        self.st.peer
+    }
+
+    /// The server's buffer pool, to fill buffers for [`Conn::write_buf`].
+    pub fn pool(&self) -> &BufPool {
+        self.env.pool
+    }
+
+    /// Queue a copy of `data` for writing (copied into pooled buffers).
+    pub fn write(&mut self, data: &[u8]) -> Result<(), ConnError> {
+        self.st.check_writable()?;
+        let st = &mut *self.st;
+        self.env.pool.copy_in(data, |buf| {
+            st.wq_bytes += buf.len();
+            st.wq.push_back(buf);
+        });
+        Ok(())
+    }
+
+    /// Queue `buf` for writing, without a copy.
+    pub fn write_buf(&mut self, buf: crate::buffer::IoBuf) -> Result<(), ConnError> {
+        self.st.push_write(buf)
+    }
+
+    /// Bytes queued for writing and not yet handed to the kernel.
+    pub fn queued_bytes(&self) -> usize {
+        self.st.wq_bytes
+    }
+
+    /// Stop delivering reads until [`Conn::resume_reading`]. Data that
+    /// arrives meanwhile waits (in the kernel, or in order in the connection).
+    pub fn pause_reading(&mut self) {
+        self.st.set(USER_PAUSED);
+    }
+
+    /// Deliver reads again after [`Conn::pause_reading`].
+    pub fn resume_reading(&mut self) {
+        self.st.clear(USER_PAUSED);
+    }
+
+    /// Whether reading is paused by the handler.
+    pub fn is_reading_paused(&self) -> bool {
+        self.st.has(USER_PAUSED)
+    }
+
+    /// Whether the receive side is still connected: the peer has not ended
+    /// its stream, reading was not shut down, and the connection is not
+    /// closing. (Data that arrived before the peer's end of stream may
+    /// still be on its way to [`Handler::read_completed`].)
+    ///
+    /// [`Handler::read_completed`]: crate::Handler::read_completed
+    pub fn is_read_open(&self) -> bool {
+        self.st.sides().read()
+    }
+
+    /// Whether the send side is still connected: writing was not shut down
+    /// (nor requested to be) and the connection is not closing, so
+    /// [`Conn::write`] would be accepted.
+    pub fn is_write_open(&self) -> bool {
+        self.st.sides().write()
+    }
+
+    /// Shut down one or both directions once every queued write has completed.
+    pub fn shutdown(&mut self, how: Shutdown) -> Result<(), ConnError> {
+        self.st.request_shutdown(how)
+    }
+
+    /// Close gracefully once every queued write has completed. [`Handler::closing`]
+    /// is not called for a connection the server closed explicitly.
+    ///
+    /// [`Handler::closing`]: crate::Handler::closing
+    pub fn close(&mut self) {
+        self.st.request_close();
+    }
+
+    /// Close at once with a reset (linger 0): queued writes are discarded and
+    /// the peer sees `ECONNRESET`.
+    pub fn abort(&mut self) {
+        self.st.set(ABORT);
+    }
+
+    /// A handle to operate on this connection from any thread.
+    pub fn handle(&mut self) -> ConnHandle {
+        let st = &mut *self.st;
+        let sides = st.sides();
+        let shared = st.shared.get_or_insert_with(|| {
+            Arc::new(ConnShared {
+                key: st.key,
+                id: st.id,
+                peer: st.peer,
+                sides: AtomicU8::new(sides.bits()),
+                handles: AtomicUsize::new(0),
+                mailbox: Arc::clone(self.env.mailbox),
+                pool: self.env.pool.clone(),
+            })
+        });
+        if shared.handles.fetch_add(1, Ordering::AcqRel) == 0 {
+            // None was alive: a new generation, ended by its own `Released`.
+            st.handle_gens += 1;
+        }
+        ConnHandle::from_shared(Arc::clone(shared))
+    }
+}
+
+impl fmt::Debug for Conn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.st.id)
+            .field("peer", &self.st.peer)
+            .finish()
+    }
+}

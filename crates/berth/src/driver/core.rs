@@ -1,0 +1,247 @@
+//! The engine-independent half of an IO thread: the connection table and
+//! the door through which its callbacks run. What happens to a connection
+//! when the engine reports an event, and how the engine is then brought in
+//! line with what the connection wants, is in `reconcile.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::buffer::BufPool;
+use crate::conn::{Conn, ConnEnv, ConnId};
+use crate::driver::backend::Backend;
+use crate::driver::door;
+use crate::driver::key::Key;
+use crate::driver::mailbox::Mailbox;
+use crate::driver::state::{ConnState, flags::*};
+use crate::driver::stats::ThreadStats;
+use crate::handler::Handler;
+use crate::lifecycle::ServerEvent;
+
+/// One connection: the core's state, the handler's, the engine's.
+pub(super) struct Entry<S, I> {
+    pub st: ConnState,
+    pub state: S,
+    pub io: Option<I>,
+}
+
+struct Slot<S, I> {
+    generation: u32,
+    /// Boxed: the entry keeps its address while the engine has operations
+    /// in flight that point into `io` (see the `Backend` contract).
+    entry: Option<Box<Entry<S, I>>>,
+}
+
+/// The connections of one IO thread and the handler they run.
+pub(crate) struct Core<H: Handler, I> {
+    pub handler: Arc<H>,
+    pub pool: BufPool,
+    pub mailbox: Arc<Mailbox>,
+    pub stats: Arc<ThreadStats>,
+    slots: Vec<Slot<H::State, I>>,
+    free: Vec<u32>,
+    /// Connection objects kept for reuse (the seed's socket pool).
+    spare: Vec<Box<Entry<H::State, I>>>,
+    max_spare: usize,
+    thread: u64,
+    next_seq: u64,
+    live: usize,
+    pub(super) stopping: bool,
+}
+
+impl<H: Handler, I> Core<H, I> {
+    pub fn new(
+        handler: Arc<H>,
+        pool: BufPool,
+        mailbox: Arc<Mailbox>,
+        thread: usize,
+        max_spare: usize,
+    ) -> Self {
+        Core {
+            handler,
+            pool,
+            mailbox,
+            stats: Arc::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            spare: Vec::new(),
+            max_spare,
+            thread: thread as u64,
+            next_seq: 0,
+            live: 0,
+            stopping: false,
+        }
+    }
+
+    /// Live connections on this thread.
+    pub fn live(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    #[inline]
+    pub(super) fn entry(&mut self, key: Key) -> Option<&mut Entry<H::State, I>> {
+        let slot = self.slots.get_mut(key.idx as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        slot.entry.as_deref_mut()
+    }
+
+    /// The engine state of a live connection (`None` for a stale key).
+    #[inline]
+    pub fn io_mut(&mut self, key: Key) -> Option<&mut I> {
+        self.entry(key)?.io.as_mut()
+    }
+
+    /// Whether the connection wants data delivered now (for readiness engines).
+    pub fn wants_read(&mut self, key: Key) -> bool {
+        self.entry(key).is_some_and(|e| {
+            e.st.has(READING) && !e.st.has(USER_PAUSED | RELEASING) && e.st.stash.is_empty()
+        })
+    }
+
+    /// Keys of every live connection.
+    pub fn keys(&self) -> Vec<Key> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.entry.is_some())
+            .map(|(i, s)| Key {
+                idx: i as u32,
+                generation: s.generation,
+            })
+            .collect()
+    }
+
+    /// Run a callback with the connection's `Conn` and state, through the
+    /// door: a panicking callback aborts that connection only.
+    #[inline]
+    pub(super) fn call<R>(
+        &mut self,
+        key: Key,
+        f: impl FnOnce(&H, &mut Conn<'_>, &mut H::State) -> R,
+    ) -> Option<R> {
+        let Core {
+            handler,
+            pool,
+            mailbox,
+            slots,
+            ..
+        } = self;
+        let slot = slots.get_mut(key.idx as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        let e = slot.entry.as_deref_mut()?;
+        let mut conn = Conn {
+            st: &mut e.st,
+            env: ConnEnv { pool, mailbox },
+        };
+        door::conn_call(&**handler, &mut conn, &mut e.state, f)
+    }
+
+    /// A new connection for this thread: run `connection_established`,
+    /// start reading.
+    pub fn adopt<B: Backend<Io = I>>(&mut self, be: &mut B, io: I, peer: SocketAddr) {
+        let entry = match self.spare.pop() {
+            Some(e) => e,
+            None => match door::new_state::<H::State>() {
+                Some(state) => Box::new(Entry {
+                    st: ConnState::new(ConnId(0), Key::default(), peer),
+                    state,
+                    io: None,
+                }),
+                None => return be.release(io),
+            },
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => idx,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: None,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[idx as usize];
+        let key = Key {
+            idx,
+            generation: slot.generation,
+        };
+        let id = ConnId((self.next_seq << 8) | self.thread);
+        self.next_seq += 1;
+        let mut entry = entry;
+        entry.st.reset(id, key, peer);
+        entry.io = Some(io);
+        slot.entry = Some(entry);
+        if let Some(io) = self.io_mut(key) {
+            be.attach(key, io);
+        }
+        self.live += 1;
+        ThreadStats::add(&self.stats.accepted, 1);
+        if self.stopping
+            && let Some(e) = self.entry(key)
+        {
+            e.st.set(STOPPING);
+        }
+        door::server_event(&*self.handler, ServerEvent::ConnectionOpened { id, peer });
+        self.call(key, |h, c, s| h.connection_established(c, s, peer));
+        self.kick(be, key);
+    }
+
+    /// The engine finished closing the connection: free its slot.
+    pub fn released<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
+        let Some(slot) = self.slots.get_mut(key.idx as usize) else {
+            return;
+        };
+        if slot.generation != key.generation {
+            return;
+        }
+        let Some(mut e) = slot.entry.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(key.idx);
+        self.live -= 1;
+        ThreadStats::add(&self.stats.closed, 1);
+        // Buffers go back to the pool, the socket to `Backend::release`
+        // (which closes it, at once or with the engine's next submission),
+        // the state is dropped.
+        e.st.wq.clear();
+        e.st.stash.clear();
+        e.st.shared = None;
+        if let Some(io) = e.io.take() {
+            be.release(io);
+        }
+        let (id, peer) = (e.st.id, e.st.peer);
+        if door::renew_state(&mut e.state) && self.spare.len() < self.max_spare {
+            self.spare.push(e);
+        }
+        door::server_event(&*self.handler, ServerEvent::ConnectionClosed { id, peer });
+    }
+
+    /// Begin a graceful shutdown of every connection on this thread.
+    pub fn stop<B: Backend<Io = I>>(&mut self, be: &mut B) {
+        self.stopping = true;
+        for key in self.keys() {
+            if let Some(e) = self.entry(key) {
+                e.st.set(STOPPING);
+            }
+            self.kick(be, key);
+        }
+    }
+
+    /// The shutdown deadline passed: reset whatever is left.
+    pub fn abort_all<B: Backend<Io = I>>(&mut self, be: &mut B) {
+        for key in self.keys() {
+            if let Some(e) = self.entry(key) {
+                e.st.set(ABORT);
+            }
+            self.kick(be, key);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The IO thread's loop, written once for every engine.
+//!
+//! An [`IoThread`] holds what is the same on every engine: the connection
+//! table ([`Core`]), the accept policy, the connector, the timers and the
+//! mailbox. An [`Engine`] adds only what touches the kernel: dispatching
+//! the events its last wait collected, keeping the listener in line with
+//! the accept policy, and submitting what is pending while it waits for
+//! the next events until a deadline. [`run`] is the loop:
+//!
+//! 1. dispatch the events (completions or readiness) into the core;
+//! 2. drain the mailbox if it was signalled;
+//! 3. fire the deadlines that passed;
+//! 4. bring accepting in line with the policy;
+//! 5. exit once stopped with nothing live or in flight;
+//! 6. wait for events until the nearest deadline.
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::buffer::BufPool;
+use crate::driver::acceptor::{self, Acceptor};
+use crate::driver::backend::Backend;
+use crate::driver::connector::Connector;
+use crate::driver::core::Core;
+use crate::driver::door;
+use crate::driver::mailbox::{Command, Mailbox};
+use crate::driver::stats::ThreadStats;
+use crate::driver::timers::Timers;
+use crate::handler::Handler;
+use crate::lifecycle::ServerEvent;
+
+/// Settings an IO thread needs from the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadConfig {
+    pub max_pooled_conns: usize,
+    pub ring_buffers: u16,
+    pub ring_entries: u32,
+    pub nodelay: bool,
+}
+
+/// Everything an IO thread is started with.
+pub(crate) struct ThreadCtx<H: Handler> {
+    pub index: usize,
+    pub handler: Arc<H>,
+    pub pool: BufPool,
+    pub mailboxes: Arc<[Arc<Mailbox>]>,
+    /// The listener, for the accepting thread (thread 0) only.
+    pub listener: Option<TcpListener>,
+    pub config: ThreadConfig,
+    pub stats: Arc<ThreadStats>,
+}
+
+impl<H: Handler> ThreadCtx<H> {
+    /// The engine-independent half of the thread this context starts.
+    pub fn io_thread<I>(&self) -> IoThread<H, I> {
+        let threads = self.mailboxes.len().max(1);
+        let mut core = Core::new(
+            Arc::clone(&self.handler),
+            self.pool.clone(),
+            Arc::clone(&self.mailboxes[self.index]),
+            self.index,
+            self.config.max_pooled_conns.div_ceil(threads),
+        );
+        core.stats = Arc::clone(&self.stats);
+        IoThread {
+            core,
+            acceptor: self
+                .listener
+                .as_ref()
+                .map(|l| Acceptor::new(Arc::clone(&self.mailboxes), self.config.nodelay, l)),
+            connector: Connector::new(self.config.nodelay),
+            timers: Timers::default(),
+            mail: true,
+        }
+    }
+}
+
+/// The kernel half of an IO thread's loop (the per-connection half is
+/// [`Backend`]).
+pub(crate) trait Engine: Backend + Sized {
+    /// Handle every event the last [`Engine::wait`] collected, and any
+    /// work an earlier pass left over (a readiness engine's read budget),
+    /// calling into `th`. A mailbox wake-up sets `th.mail`.
+    fn dispatch<H: Handler>(&mut self, th: &mut IoThread<H, Self::Io>);
+    /// Bring the listener in line with `th.acceptor`: arm or cancel an
+    /// accept, or accept what is waiting, and close the listener once
+    /// accepting has stopped for good.
+    fn sync_accept<H: Handler>(&mut self, th: &mut IoThread<H, Self::Io>);
+    /// The listener is closed and no operation of the thread's own is in
+    /// flight (the thread may exit).
+    fn is_quiet(&self) -> bool;
+    /// Submit what is pending and wait for events until `deadline` (`None`:
+    /// until one arrives). Returns at once if work is left over.
+    fn wait(&mut self, deadline: Option<Instant>) -> io::Result<()>;
+    /// After the loop: end what is left and collect final completions.
+    fn teardown<H: Handler>(&mut self, th: &mut IoThread<H, Self::Io>) {
+        let _ = th;
+    }
+}
+
+/// The engine-independent state of one IO thread.
+pub(crate) struct IoThread<H: Handler, I> {
+    pub core: Core<H, I>,
+    /// The accept policy, on the accepting thread only.
+    pub acceptor: Option<Acceptor>,
+    pub connector: Connector,
+    pub timers: Timers,
+    /// The mailbox was signalled: drain it in this pass.
+    pub mail: bool,
+}
+
+/// Run the loop until the thread is stopped and idle, then tear down.
+pub(crate) fn run<H: Handler, E: Engine>(
+    engine: &mut E,
+    th: &mut IoThread<H, E::Io>,
+) -> io::Result<()> {
+    let res = run_loop(engine, th);
+    engine.teardown(th);
+    res
+}
+
+fn run_loop<H: Handler, E: Engine>(engine: &mut E, th: &mut IoThread<H, E::Io>) -> io::Result<()> {
+    loop {
+        engine.dispatch(th);
+        if th.mail {
+            th.mail = false;
+            th.drain_mailbox(engine);
+        }
+        th.expire(engine, Instant::now());
+        engine.sync_accept(th);
+        if th.is_done() && engine.is_quiet() {
+            return Ok(());
+        }
+        engine.wait(th.next_deadline())?;
+    }
+}
+
+impl<H: Handler, I> IoThread<H, I> {
+    /// Stopped, with no connection and no connect left.
+    fn is_done(&self) -> bool {
+        self.core.is_stopping() && self.core.live() == 0 && self.connector.is_idle()
+    }
+
+    /// The nearest deadline the thread keeps.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let backoff = self.acceptor.as_ref().and_then(Acceptor::timer);
+        self.timers.nearest([backoff, self.connector.timer()])
+    }
+
+    /// Fire what is due at `now`: the shutdown deadline, connect timeouts.
+    fn expire<B: Backend<Io = I>>(&mut self, be: &mut B, now: Instant) {
+        if self.timers.stop_due(now, self.core.live()) {
+            tracing::info!(
+                live = self.core.live(),
+                "shutdown deadline passed; closing the rest abortively"
+            );
+            self.core.abort_all(be);
+        }
+        let stopping = self.core.is_stopping();
+        self.connector.expire(&mut self.core, be, now, stopping);
+    }
+
+    /// Apply every command queued by other threads, in order.
+    fn drain_mailbox<B: Backend<Io = I>>(&mut self, be: &mut B) {
+        let mailbox = Arc::clone(&self.core.mailbox);
+        mailbox.rearm();
+        while let Some(cmd) = mailbox.pop() {
+            match cmd {
+                Command::Conn { key, op } => self.core.on_op(be, key, op),
+                Command::Adopt { stream, peer } => {
+                    acceptor::adopt(&mut self.core, be, stream, peer)
+                }
+                Command::Connect {
+                    addr,
+                    local,
+                    timeout,
+                } => {
+                    if self.core.is_stopping() {
+                        let err =
+                            io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
+                        door::connect_failed(&*self.core.handler, addr, &err);
+                    } else {
+                        self.connector
+                            .start(&mut self.core, be, addr, local, timeout);
+                    }
+                }
+                Command::PauseAccept => self.set_paused(true),
+                Command::ResumeAccept => self.set_paused(false),
+                Command::Stop { deadline } => {
+                    if let Some(a) = self.acceptor.as_mut() {
+                        a.stopped = true;
+                        // Forwarded after every hand-over already queued, so no
+                        // connection reaches a thread after it stopped.
+                        for mb in a.mailboxes.iter().skip(1) {
+                            mb.push(Command::Stop { deadline });
+                        }
+                    }
+                    self.timers.set_stop(deadline);
+                    self.core.stop(be);
+                    self.connector
+                        .expire(&mut self.core, be, Instant::now(), true);
+                }
+            }
+        }
+    }
+
+    fn set_paused(&mut self, paused: bool) {
+        let Some(a) = self.acceptor.as_mut() else {
+            return;
+        };
+        if a.paused == paused {
+            return;
+        }
+        a.paused = paused;
+        let event = if paused {
+            ServerEvent::AcceptingPaused
+        } else {
+            ServerEvent::AcceptingResumed
+        };
+        door::server_event(&*self.core.handler, event);
+    }
+}

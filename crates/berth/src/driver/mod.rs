@@ -1,0 +1,32 @@
+//! The engine-independent half of an IO thread: everything a handler can
+//! observe is decided here, the same way on every engine.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `backend.rs` | the engine contract per connection ([`backend::Backend`]), and what the core guarantees the engines' `unsafe` code |
+//! | `event_loop.rs` | the thread loop, written once; the [`event_loop::Engine`] trait an engine implements to run it |
+//! | `core.rs` | the connection table and its slots |
+//! | `reconcile.rs` | the callback rules: engine events in, engine requests out (`Core::kick`) |
+//! | `state.rs` | one connection's state machine: flags, write queue, paused reads |
+//! | `door.rs` | the one door into user code (every callback under `catch_unwind`) |
+//! | `mailbox.rs` | the cross-thread command queue and its eventfd wake-up |
+//! | `acceptor.rs` | the accept policy: pause, EMFILE back-off, `TCP_NODELAY`, round-robin |
+//! | `connector.rs` | outbound connects: non-blocking connect, writability, timeout |
+//! | `timers.rs` | the thread's deadlines; the nearest bounds the loop's wait |
+//! | `key.rs` | slot index + generation |
+//! | `stats.rs` | per-thread counters |
+//!
+//! Nothing here is `unsafe`; the kernel-facing code is in `engine/`.
+
+pub(crate) mod acceptor;
+pub(crate) mod backend;
+pub(crate) mod connector;
+pub(crate) mod core;
+pub(crate) mod door;
+pub(crate) mod event_loop;
+pub(crate) mod key;
+pub(crate) mod mailbox;
+mod reconcile;
+pub(crate) mod state;
+pub(crate) mod stats;
+pub(crate) mod timers;

@@ -1,0 +1,242 @@
+//! The rules every engine shares (the seed's semantics): what happens to a
+//! connection when its engine reports an event, and the *reconciliation*
+//! ([`Core::kick`]) that follows every event. It compares what the
+//! connection wants (reading or paused, queued writes, a pending shutdown
+//! or close) with what the engine is doing and asks the engine, through
+//! [`Backend`], to start or stop exactly what differs, running the
+//! callbacks that became due. Because every engine is driven by the same
+//! reconciliation, the callback rules are identical on all of them.
+
+use std::io;
+
+use crate::buffer::IoBuf;
+use crate::driver::backend::{Backend, CloseMode};
+use crate::driver::core::Core;
+use crate::driver::key::Key;
+use crate::driver::mailbox::ConnOp;
+use crate::driver::state::flags::*;
+use crate::driver::stats::ThreadStats;
+use crate::handler::Handler;
+use crate::lifecycle::Closing;
+
+fn is_reset(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ECONNRESET | libc::EPIPE | libc::ECONNABORTED)
+    )
+}
+
+impl<H: Handler, I> Core<H, I> {
+    /// Data arrived for `key`.
+    pub fn on_data<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, buf: IoBuf) {
+        ThreadStats::add(&self.stats.bytes_read, buf.len() as u64);
+        ThreadStats::add(&self.stats.reads, 1);
+        let Some(e) = self.entry(key) else { return };
+        if e.st
+            .has(READ_SHUT | CLOSE_PENDING | ABORT | RELEASING | PEER_EOF)
+        {
+            return; // nobody wants it any more; the buffer goes back to the pool
+        }
+        if e.st.has(USER_PAUSED) || !e.st.stash.is_empty() {
+            e.st.stash.push_back(buf);
+        } else {
+            self.call(key, |h, c, s| h.read_completed(c, s, buf));
+        }
+        self.kick(be, key);
+    }
+
+    pub fn on_eof<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
+        let Some(e) = self.entry(key) else { return };
+        e.st.set_and_publish(PEER_EOF);
+        self.kick(be, key);
+    }
+
+    pub fn on_read_error<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, err: io::Error) {
+        self.fail(be, key, err);
+    }
+
+    fn fail<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, err: io::Error) {
+        let Some(e) = self.entry(key) else { return };
+        if e.st.has(RELEASING | ABORT) {
+            return;
+        }
+        e.st.stash.clear();
+        if is_reset(&err) {
+            self.call(key, |h, c, s| h.connection_reset(c, s, &err));
+        } else {
+            self.call(key, |h, c, s| h.connection_error(c, s, &err));
+        }
+        if let Some(e) = self.entry(key) {
+            e.st.set(ABORT);
+        }
+        self.kick(be, key);
+    }
+
+    /// A write finished (for engines that complete writes asynchronously).
+    pub fn on_write<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, res: io::Result<usize>) {
+        self.write_done(be, key, res);
+        self.kick(be, key);
+    }
+
+    fn write_done<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, res: io::Result<usize>) {
+        let Some(e) = self.entry(key) else { return };
+        e.st.clear(WRITING);
+        let mut n = match res {
+            Ok(n) => n,
+            Err(err) => return self.fail(be, key, err),
+        };
+        if e.st.has(RELEASING | ABORT) {
+            return;
+        }
+        e.st.wq_bytes = e.st.wq_bytes.saturating_sub(n);
+        ThreadStats::add(&self.stats.bytes_written, n as u64);
+        ThreadStats::add(&self.stats.writes, 1);
+        loop {
+            let Some(e) = self.entry(key) else { return };
+            let Some(head) = e.st.wq.front_mut() else {
+                return;
+            };
+            if n < head.len() {
+                head.advance(n);
+                return;
+            }
+            n -= head.len();
+            let done = e.st.wq.pop_front().expect("front exists");
+            self.call(key, |h, c, s| h.write_completed(c, s, done));
+            if n == 0 {
+                return;
+            }
+        }
+    }
+
+    /// A readiness engine can write again: retry the pending write.
+    pub fn retry_write<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
+        let Some(e) = self.entry(key) else { return };
+        if e.st.has(WRITING) {
+            e.st.clear(WRITING);
+            self.kick(be, key);
+        }
+    }
+
+    /// An operation from another thread.
+    pub fn on_op<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, op: ConnOp) {
+        let Some(e) = self.entry(key) else { return };
+        if e.st.has(RELEASING) {
+            return;
+        }
+        e.st.apply(op);
+        self.kick(be, key);
+    }
+
+    /// Bring the engine in line with what the connection wants, running
+    /// the callbacks that became due. See the module docs.
+    pub fn kick<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
+        loop {
+            let Some(e) = self.entry(key) else { return };
+            let Some(io) = e.io.as_mut() else { return };
+            let st = &mut e.st;
+            if st.has(RELEASING) {
+                return;
+            }
+            if st.has(ABORT) {
+                return self.begin_close(be, key, CloseMode::Abortive);
+            }
+
+            // Reads: stashed data first, then end-of-stream, then the engine.
+            let deliver = !st.has(USER_PAUSED | CLOSE_PENDING);
+            if deliver && let Some(buf) = st.stash.pop_front() {
+                self.call(key, |h, c, s| h.read_completed(c, s, buf));
+                continue;
+            }
+            if deliver && st.has(PEER_EOF) && !st.has(EOF_NOTIFIED) {
+                st.set(EOF_NOTIFIED);
+                self.call(key, |h, c, s| h.client_closed(c, s));
+                continue;
+            }
+            let want_read = deliver && !st.has(PEER_EOF | READ_SHUT | STOPPING | SHUT_RD_PENDING);
+            if want_read != st.has(READING) {
+                if want_read {
+                    st.set(READING);
+                    be.start_read(key, io);
+                } else {
+                    st.clear(READING);
+                    be.stop_read(key, io);
+                }
+            }
+
+            // Writes: one in flight at a time, from the front of the queue.
+            if !st.wq.is_empty() && !st.has(WRITING) {
+                match be.start_write(key, io, &st.wq) {
+                    Some(res) => {
+                        self.write_done(be, key, res);
+                        continue;
+                    }
+                    None => st.set(WRITING),
+                }
+            }
+            if !st.wq.is_empty() || st.has(WRITING) {
+                return;
+            }
+
+            // Every write has completed: deferred shutdowns and closes. When
+            // `closing` is due in this same pass it is asked before a pending
+            // shutdown(write) is applied: if a graceful close follows, the
+            // close sends the FIN itself (unless unread input makes it a
+            // reset either way) and the shutdown call is skipped. Otherwise
+            // the shutdown is applied at once, below.
+            if st.has(SHUT_RD_PENDING) {
+                st.clear(SHUT_RD_PENDING);
+                st.set(READ_SHUT);
+                st.stash.clear();
+                if let Err(err) = be.shutdown(io, std::net::Shutdown::Read) {
+                    tracing::debug!(conn = %st.id, %err, "shutdown(read) failed");
+                }
+                continue;
+            }
+            if st.has(CLOSE_PENDING) {
+                return self.begin_close(be, key, CloseMode::Graceful);
+            }
+            let stopping = st.has(STOPPING);
+            let read_done =
+                stopping || st.has(READ_SHUT) || (st.has(EOF_NOTIFIED) && st.stash.is_empty());
+            if st.has(HANDED_OFF) {
+                if !st.handles_held() {
+                    st.set(ABORT);
+                    continue;
+                }
+            } else if read_done && !st.has(CLOSING_CALLED) && (stopping || !st.handles_held()) {
+                st.set(CLOSING_CALLED);
+                match self.call(key, |h, c, s| h.closing(c, s)) {
+                    Some(Closing::Handled) => {
+                        if let Some(e) = self.entry(key) {
+                            e.st.set(HANDED_OFF);
+                        }
+                    }
+                    _ => {
+                        if let Some(e) = self.entry(key) {
+                            e.st.set(CLOSE_PENDING);
+                        }
+                    }
+                }
+                continue;
+            }
+            if st.has(SHUT_WR_PENDING) {
+                st.clear(SHUT_WR_PENDING);
+                st.set(WRITE_SHUT);
+                if let Err(err) = be.shutdown(io, std::net::Shutdown::Write) {
+                    tracing::debug!(conn = %st.id, %err, "shutdown(write) failed");
+                }
+            }
+            return;
+        }
+    }
+
+    fn begin_close<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, mode: CloseMode) {
+        let Some(e) = self.entry(key) else { return };
+        e.st.set_and_publish(RELEASING);
+        let Some(io) = e.io.as_mut() else { return };
+        if be.close(key, io, mode) {
+            self.released(be, key);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! [`ServerHandle`]: control a running server from any thread; and the
+//! [`ServerStats`] summed over its IO threads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::driver::mailbox::{Command, Mailbox};
+
+/// A `Send + Sync + Clone` handle to control a running server from any thread.
+#[derive(Clone, Debug)]
+pub struct ServerHandle {
+    mailboxes: Arc<[Arc<Mailbox>]>,
+    stopping: Arc<AtomicBool>,
+    next_connect: Arc<AtomicUsize>,
+    /// Thread 0 accepts, and forwards `Stop` to the others once it has
+    /// stopped accepting; without a listener every thread is told directly.
+    accepting: bool,
+}
+
+impl ServerHandle {
+    pub(super) fn new(mailboxes: Arc<[Arc<Mailbox>]>, accepting: bool) -> Self {
+        ServerHandle {
+            mailboxes,
+            stopping: Arc::new(AtomicBool::new(false)),
+            next_connect: Arc::new(AtomicUsize::new(0)),
+            accepting,
+        }
+    }
+
+    fn acceptor(&self) -> &Mailbox {
+        &self.mailboxes[0]
+    }
+
+    /// Stop accepting: new connections wait in the kernel backlog.
+    pub fn pause_accepting(&self) {
+        self.acceptor().push(Command::PauseAccept);
+    }
+
+    /// Accept again, starting with the connections that queued meanwhile.
+    pub fn resume_accepting(&self) {
+        self.acceptor().push(Command::ResumeAccept);
+    }
+
+    /// Begin a graceful shutdown: stop accepting, let queued writes finish,
+    /// call [`Handler::closing`] for each connection and close it. After
+    /// `deadline`, the remaining connections are closed abortively. Returns
+    /// at once; [`Server::wait`] waits for the end.
+    pub fn shutdown(&self, deadline: Duration) {
+        if !self.stopping.swap(true, Ordering::AcqRel) {
+            let deadline = Instant::now() + deadline;
+            if self.accepting {
+                self.acceptor().push(Command::Stop { deadline });
+            } else {
+                for mb in self.mailboxes.iter() {
+                    mb.push(Command::Stop { deadline });
+                }
+            }
+        }
+    }
+
+    /// Open an outbound connection to `addr`, driven by the same handler as
+    /// accepted ones: [`Handler::connection_established`] when connected,
+    /// [`Handler::connect_failed`] if it is refused, unreachable, or not
+    /// connected within `timeout`. Connections spread over the IO threads.
+    pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<(), ShuttingDown> {
+        self.push_connect(addr, None, timeout)
+    }
+
+    /// Like [`ServerHandle::connect`], from the local address `local`
+    /// (Netty's `connect(remote, local)`): the socket is bound to it, with
+    /// `SO_REUSEADDR`, before connecting. A port of `0` lets the kernel
+    /// pick the port on that address. A load generator that opens many
+    /// short connections chooses its own ports this way: on Linux, letting
+    /// the kernel pick means searching past every port whose last
+    /// connection is still in `TIME_WAIT`. A local address that cannot be
+    /// bound, or a pair of addresses still in use, is reported through
+    /// [`Handler::connect_failed`].
+    pub fn connect_from(
+        &self,
+        addr: SocketAddr,
+        local: SocketAddr,
+        timeout: Duration,
+    ) -> Result<(), ShuttingDown> {
+        self.push_connect(addr, Some(local), timeout)
+    }
+
+    fn push_connect(
+        &self,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<(), ShuttingDown> {
+        if self.is_shutting_down() {
+            return Err(ShuttingDown);
+        }
+        let n = self.next_connect.fetch_add(1, Ordering::Relaxed);
+        self.mailboxes[n % self.mailboxes.len()].push(Command::Connect {
+            addr,
+            local,
+            timeout,
+        });
+        Ok(())
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+}
+
+/// Counters summed over a server's IO threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections closed.
+    pub closed: u64,
+    /// Bytes received.
+    pub bytes_read: u64,
+    /// Bytes handed to the kernel for sending.
+    pub bytes_written: u64,
+    /// Completed receive operations (each delivered one buffer).
+    pub reads: u64,
+    /// Completed send operations.
+    pub writes: u64,
+    /// Receive buffers the io_uring buffer rings hold now, waiting for data
+    /// (a gauge; always 0 on epoll). They count as in use in the pool's
+    /// [`PoolStats`](crate::PoolStats).
+    pub ring_buffers: u64,
+}
+
+impl ServerStats {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.accepted.saturating_sub(self.closed)
+    }
+}
+
+/// The server is shutting down and takes no new work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server is shutting down")]
+pub struct ShuttingDown;
