@@ -6,7 +6,8 @@ use std::ops::{Bound, Deref, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{Block, BufPool, ThreadCache, recycle, with_cache};
+use super::cache::{ThreadCache, recycle, with_cache};
+use super::{Block, BufPool};
 
 impl BufPool {
     /// An empty writable buffer, from the pool when one is free.
