@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::{Block, BufPool, PoolShared};
+use super::pool::{Block, BufPool, PoolShared};
 
 /// The most blocks one thread's cache holds.
 const THREAD_CACHE_MAX: usize = 128;

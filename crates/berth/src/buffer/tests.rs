@@ -1,3 +1,6 @@
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
 use super::*;
 
 #[test]

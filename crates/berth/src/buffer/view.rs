@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::cache::{ThreadCache, recycle, with_cache};
-use super::{Block, BufPool};
+use super::pool::{Block, BufPool};
 
 impl BufPool {
     /// An empty writable buffer, from the pool when one is free.
