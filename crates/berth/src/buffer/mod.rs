@@ -21,6 +21,16 @@
 //! touches no counter another thread writes. Those blocks count against the
 //! pool's `max_pooled` through a lease the thread takes when it binds its
 //! cache (`BufPool::bind_thread_cache`), so the pool's bound still holds.
+//!
+//! One file per part:
+//! - `pool.rs`: the blocks, [`BufPool`] with its shared free list and
+//!   counters, [`PoolStats`];
+//! - `cache.rs`: the per-thread caches, their leases
+//!   (`BufPool::bind_thread_cache`), and `recycle`, where every freed block
+//!   goes;
+//! - `view.rs`: [`IoBufMut`] and [`IoBuf`], with [`BufPool::alloc`] and
+//!   [`BufPool::copy_in`], which make them;
+//! - `tests.rs`: the unit tests.
 
 mod cache;
 mod pool;
