@@ -1,12 +1,12 @@
 //! A sans-IO POP3 server core: RFC 1939 with the RFC 2449 `CAPA` command and
 //! response codes, serving mailboxes stored in Maildir format.
 //!
-//! This crate does no networking. The connection layer frames CRLF lines,
-//! sends [`Session::greeting`] when a connection opens, passes each command
-//! line (without its CRLF) to [`Session::handle_line`] and writes the
-//! returned [`Reply`], closing the connection when the reply says
-//! [`After::Close`]. Lines longer than 255 octets are answered with
-//! [`Session::line_too_long`] instead.
+//! The core does no networking (the `server` feature adds it; see below).
+//! The connection layer frames CRLF lines, sends [`Session::greeting`] when
+//! a connection opens, passes each command line (without its CRLF) to
+//! [`Session::handle_line`] and writes the returned [`Reply`], closing the
+//! connection when the reply says [`After::Close`]. Lines longer than 255
+//! octets are answered with [`Session::line_too_long`] instead.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -23,6 +23,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! With the `server` feature, the `server` module runs sessions on the
+//! berth server framework (line framing, a worker pool for all Maildir
+//! access, the autologout timer), so that a POP3 server can be embedded in
+//! a program in a few lines; `berth pop3` is one such program.
+//!
 //! Messages marked with `DELE` are removed only when the client sends
 //! `QUIT` in the TRANSACTION state. Dropping a [`Session`] for any other
 //! reason removes nothing and releases the mailbox lock.
@@ -34,6 +39,8 @@ pub mod demo;
 mod lock;
 mod maildir;
 mod message;
+#[cfg(feature = "server")]
+pub mod server;
 mod session;
 mod users;
 

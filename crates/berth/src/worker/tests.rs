@@ -10,9 +10,9 @@ use std::time::Instant;
 use super::*;
 use crate::buffer::BufPool;
 use crate::conn::ConnEnv;
-use crate::driver::state::ConnState;
 use crate::driver::key::Key;
 use crate::driver::mailbox::{Command, ConnOp, Mailbox};
+use crate::driver::state::ConnState;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -1,0 +1,22 @@
+//! Why a POP3 server could not start.
+
+use std::io;
+
+use berth::WorkerBuildError;
+
+/// Why [`Pop3ServerBuilder::build`](super::Pop3ServerBuilder::build) or
+/// [`Pop3ServerBuilder::start`](super::Pop3ServerBuilder::start) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The worker pool could not be built (no threads, or a thread failed
+    /// to start).
+    #[error(transparent)]
+    Workers(#[from] WorkerBuildError),
+    /// The autologout timer's thread could not be started.
+    #[error("cannot start the autologout thread: {0}")]
+    Autologout(#[source] io::Error),
+    /// The berth server could not start (the address is in use, say).
+    #[error(transparent)]
+    Start(#[from] berth::Error),
+}
