@@ -101,10 +101,10 @@ impl Conn<'_> {
         self.st.request_shutdown(how)
     }
 
-    /// Close gracefully once every queued write has completed. [`Handler::closing`]
+    /// Close gracefully once every queued write has completed. [`Lifecycle::closing`]
     /// is not called for a connection the server closed explicitly.
     ///
-    /// [`Handler::closing`]: crate::Handler::closing
+    /// [`Lifecycle::closing`]: crate::Lifecycle::closing
     pub fn close(&mut self) {
         self.st.request_close();
     }

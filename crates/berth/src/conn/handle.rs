@@ -81,9 +81,9 @@ impl ConnShared {
 /// Operations are carried to the connection's IO thread and applied in the
 /// order each thread made them. Once the connection is gone they return
 /// [`ConnError::Closed`] and touch nothing else. While any handle is held
-/// the connection is not closed on its own (see [`Handler::closing`]).
+/// the connection is not closed on its own (see [`Lifecycle::closing`]).
 ///
-/// [`Handler::closing`]: crate::Handler::closing
+/// [`Lifecycle::closing`]: crate::Lifecycle::closing
 pub struct ConnHandle {
     shared: Arc<ConnShared>,
 }

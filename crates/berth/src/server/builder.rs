@@ -19,6 +19,13 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:5001";
 /// The default size of each IO buffer, in bytes.
 pub const DEFAULT_BUFFER_SIZE: usize = 16 * 1024;
 
+impl Server<()> {
+    /// A builder with the defaults; [`ServerBuilder::start`] gives the typed server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
 /// Configures and starts a [`Server`]. Every setting has a safe default.
 #[derive(Debug)]
 pub struct ServerBuilder {

@@ -44,9 +44,9 @@ impl ServerHandle {
     }
 
     /// Begin a graceful shutdown: stop accepting, let queued writes finish,
-    /// call [`Handler::closing`] for each connection and close it. After
+    /// call [`Lifecycle::closing`](crate::Lifecycle::closing) for each connection and close it. After
     /// `deadline`, the remaining connections are closed abortively. Returns
-    /// at once; [`Server::wait`] waits for the end.
+    /// at once; [`Server::wait`](crate::Server::wait) waits for the end.
     pub fn shutdown(&self, deadline: Duration) {
         if !self.stopping.swap(true, Ordering::AcqRel) {
             let deadline = Instant::now() + deadline;
@@ -61,8 +61,8 @@ impl ServerHandle {
     }
 
     /// Open an outbound connection to `addr`, driven by the same handler as
-    /// accepted ones: [`Handler::connection_established`] when connected,
-    /// [`Handler::connect_failed`] if it is refused, unreachable, or not
+    /// accepted ones: [`Handler::connection_established`](crate::Handler::connection_established) when connected,
+    /// [`Lifecycle::connect_failed`](crate::Lifecycle::connect_failed) if it is refused, unreachable, or not
     /// connected within `timeout`. Connections spread over the IO threads.
     pub fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<(), ShuttingDown> {
         self.push_connect(addr, None, timeout)
@@ -76,7 +76,7 @@ impl ServerHandle {
     /// the kernel pick means searching past every port whose last
     /// connection is still in `TIME_WAIT`. A local address that cannot be
     /// bound, or a pair of addresses still in use, is reported through
-    /// [`Handler::connect_failed`].
+    /// [`Lifecycle::connect_failed`](crate::Lifecycle::connect_failed).
     pub fn connect_from(
         &self,
         addr: SocketAddr,

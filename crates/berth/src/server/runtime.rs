@@ -17,7 +17,6 @@ use crate::engine::{EngineKind, epoll, uring};
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::lifecycle::ServerEvent;
-use crate::server::builder::ServerBuilder;
 use crate::server::handle::{ServerHandle, ServerStats, ShuttingDown};
 
 /// What a server and a client share: the IO threads and their settings.
@@ -219,13 +218,6 @@ pub struct Server<H> {
     local_addr: SocketAddr,
 }
 
-impl Server<()> {
-    /// A builder with the defaults; [`ServerBuilder::start`] gives the typed server.
-    pub fn builder() -> ServerBuilder {
-        ServerBuilder::default()
-    }
-}
-
 impl<H> Server<H> {
     pub(super) fn new(rt: Runtime<H>, local_addr: SocketAddr) -> Self {
         Server { rt, local_addr }
@@ -240,7 +232,7 @@ impl<H> Server<H> {
 }
 
 /// IO threads without a listener, for outbound connections, started with
-/// [`ServerBuilder::start_client`]. Dropping it closes every connection.
+/// [`ServerBuilder::start_client`](crate::ServerBuilder::start_client). Dropping it closes every connection.
 pub struct Client<H> {
     rt: Runtime<H>,
 }

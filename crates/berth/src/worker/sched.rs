@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::{DROP_TIMEOUT, WorkError, WorkerBuildError, WorkerStats};
+use super::types::{DROP_TIMEOUT, WorkError, WorkerBuildError, WorkerStats};
 use crate::conn::{Conn, ConnHandle, ConnId};
 
 const SHARDS: usize = 16;

@@ -12,9 +12,11 @@
 //!   (`Backend`);
 //! - this file: the thread's loop half (`Engine`): reaping completions,
 //!   the accept, the wake-up, waiting;
+//! - `ops.rs`: what a submission carries (`user_data`) and an operation's state;
 //! - `bufring.rs`: the provided-buffer ring.
 
 mod bufring;
+mod ops;
 mod submit;
 
 use std::io;
@@ -30,43 +32,8 @@ use crate::driver::event_loop::{self, Engine, IoThread, ThreadCtx};
 use crate::driver::key::Key;
 use crate::handler::Handler;
 pub(crate) use bufring::BufRing;
+use ops::{BGID, K_ACCEPT, K_CLOSE, K_CONNECT, K_RECV, K_SEND, K_WAKE, OpState, THREAD_OP, decode};
 use submit::Ring;
-
-const K_RECV: u64 = 1;
-const K_SEND: u64 = 2;
-const K_CANCEL: u64 = 3;
-const K_ACCEPT: u64 = 4;
-const K_WAKE: u64 = 5;
-const K_CONNECT: u64 = 6;
-const K_CLOSE: u64 = 7;
-
-/// The key in the `user_data` of operations that belong to the thread, not
-/// to a connection (accept, wake-up, close).
-const THREAD_OP: Key = Key {
-    idx: 0,
-    generation: 0,
-};
-
-const BGID: u16 = 0;
-
-fn user_data(kind: u64, key: Key) -> u64 {
-    (u64::from(key.generation) << 32) | (u64::from(key.idx) << 4) | kind
-}
-
-fn decode(ud: u64) -> (u64, Key) {
-    let key = Key {
-        idx: ((ud & 0xffff_ffff) >> 4) as u32,
-        generation: (ud >> 32) as u32,
-    };
-    (ud & 0xf, key)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpState {
-    Idle,
-    Armed,
-    Cancelling,
-}
 
 /// Build a ring with the best flags the kernel accepts.
 pub(crate) fn build_ring(entries: u32) -> io::Result<IoUring> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use io_uring::{IoUring, opcode, squeue, types};
 
 use super::bufring::BufRing;
-use super::{K_CANCEL, K_CLOSE, K_CONNECT, K_RECV, K_SEND, OpState, THREAD_OP, user_data};
+use super::ops::{K_CANCEL, K_CLOSE, K_CONNECT, K_RECV, K_SEND, OpState, THREAD_OP, user_data};
 use crate::buffer::{BufPool, IoBuf};
 use crate::driver::backend::{Backend, CloseMode};
 use crate::driver::key::Key;

@@ -52,7 +52,7 @@
 //! thread is tied to a connection and no lock is held while a job runs.
 //! The queue holds a [`ConnHandle`] while it is non-empty, so a connection
 //! with work outstanding is not closed on its own (see
-//! [`Handler::closing`](crate::Handler::closing)); the queue and its handle
+//! [`Lifecycle::closing`](crate::Lifecycle::closing)); the queue and its handle
 //! are dropped as soon as it empties.
 //!
 //! # Flow control
@@ -93,62 +93,12 @@ use std::time::Duration;
 use crate::conn::{Conn, ConnHandle, ConnId};
 
 mod sched;
+mod types;
 
 use sched::{Owner, Via};
-
-/// How long dropping the last [`WorkerPool`] clone waits for queued jobs.
-pub const DROP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The default per-connection queue bound.
-pub const DEFAULT_QUEUE_PER_CONNECTION: usize = 64;
-
-/// Why a [`WorkerPool`] could not be built.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum WorkerBuildError {
-    /// [`WorkerPoolBuilder::threads`] was zero.
-    #[error("a worker pool needs at least one thread")]
-    NoThreads,
-    /// [`WorkerPoolBuilder::queue_per_connection`] was zero.
-    #[error("the per-connection queue bound must be at least 1")]
-    NoQueue,
-    /// A worker thread could not be started.
-    #[error("cannot start a worker thread: {0}")]
-    Spawn(#[source] std::io::Error),
-}
-
-/// Why a job was not accepted. The job is dropped without running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WorkError {
-    /// The pool is shutting down or shut down.
-    #[error("the worker pool is shut down")]
-    ShutDown,
-    /// The connection is already closed ([`WorkerPool::submit_to`] only).
-    #[error("the connection is closed")]
-    ConnClosed,
-}
-
-/// A snapshot of a pool's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WorkerStats {
-    /// Worker threads started.
-    pub threads: usize,
-    /// Jobs waiting to start, over every connection.
-    pub queued: usize,
-    /// Workers running a job now.
-    pub busy: usize,
-    /// Jobs that returned normally.
-    pub completed: u64,
-    /// Jobs that panicked.
-    pub panicked: u64,
-    /// Jobs dropped unrun because shutdown timed out.
-    pub discarded: u64,
-    /// Connections with a queue now (work waiting or running).
-    pub connections: usize,
-    /// Times the pool paused reading on a connection because its queue was full.
-    pub read_pauses: u64,
-}
+pub use types::{
+    DEFAULT_QUEUE_PER_CONNECTION, DROP_TIMEOUT, WorkError, WorkerBuildError, WorkerStats,
+};
 
 /// Configures and builds a [`WorkerPool`].
 #[derive(Debug, Clone)]
