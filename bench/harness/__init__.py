@@ -20,5 +20,6 @@ Modules, in the order a run uses them:
     loadgen.py   the load generator's command line and JSON (its contract)
     measure.py   one run: load, churn or idle connections; /proc sampling
     machine.py   the machine and the peers' build versions, for the report
-    report.py    tables and the markdown report (the hand-written conclusion kept)
+    report.py    tables, and the report: bench/report_template.md filled in
+                 (the hand-written conclusion kept)
 """

@@ -14,7 +14,7 @@ from .loadgen import check_loadgen, resolve_paths
 from .machine import BUSY_WARN, machine_info
 from .peers import (DEFAULT_IDLE_CONNS, PEERS, QUICK_DURATION, QUICK_WARMUP, WORKLOADS, berth_b,
                     repo_path, with_idle_conns)
-from .report import CONCLUSION_PLACEHOLDER, previous_conclusion, render
+from .report import Template, previous_conclusion, render
 from .runner import announce, plan, run_all
 from .settings import Settings
 
@@ -91,7 +91,7 @@ def cpus_for(args):
     return args.server_cpu, args.load_cpu
 
 
-def settings_from(args, argv):
+def settings_from(args, argv, template):
     berth = repo_path(args.berth)
     workloads = pick("workload", args.workloads, {w.key: w for w in WORKLOADS})
     peers = pick("peer", args.peers, {p.name: p for p in PEERS})
@@ -125,7 +125,7 @@ def settings_from(args, argv):
         load_cpu=load_cpu,
         idle_cap=idle_cap,
         ports=proc.Ports(args.base_port),
-        conclusion=previous_conclusion(args.out) if args.out else CONCLUSION_PLACEHOLDER,
+        conclusion=previous_conclusion(args.out, template) if args.out else template.fill("conclusion-placeholder"),
     )
 
 
@@ -138,7 +138,11 @@ def write_raw(path, settings, info, results):
 
 def main(argv):
     args = parse_args(argv)
-    settings = settings_from(args, argv)
+    try:
+        template = Template()  # read now: a broken template should not wait for the end of a run
+    except (OSError, ValueError) as e:
+        sys.exit(f"bench/compare: report template: {e}")
+    settings = settings_from(args, argv, template)
     if any(w.kind != "idle" for w in settings.workloads):
         problem = check_loadgen(settings.loadgen)
         if problem:
@@ -169,7 +173,7 @@ def main(argv):
         shutil.rmtree(settings.tmp, ignore_errors=True)
 
     info["loadavg_end"] = os.getloadavg()[0]
-    report = render(settings, results, info, finished)
+    report = render(settings, results, info, finished, template)
     print(report)
     if args.out:
         with open(args.out, "w") as f:

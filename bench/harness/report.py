@@ -2,63 +2,74 @@
 the meaning of every column, and the hand-written conclusion, kept between
 its markers when the file is regenerated."""
 
+import os
+import re
 import shlex
 import statistics
+import string
 from dataclasses import dataclass, field
 
 from .machine import BUSY_WARN, peer_versions
-from .peers import BERTH, QUICK_DURATION, QUICK_WARMUP, WORKLOADS, run_times
+from .peers import BENCH, BERTH, QUICK_DURATION, QUICK_WARMUP, WORKLOADS, run_times
 
+TEMPLATE = os.path.join(BENCH, "report_template.md")
+PART = re.compile(r"<!-- part: ([\w-]+) -->")
+PARTS = ["report", "notice-pyload", "notice-interrupted", "notice-busy", "pinned", "unpinned",
+         "durations-quick", "durations-given", "durations-default", "results-echo", "results-packet",
+         "conclusion-placeholder"]
 CONCLUSION_START = "<!-- conclusion:start (written by a human; kept when the file is regenerated) -->"
 CONCLUSION_END = "<!-- conclusion:end -->"
-CONCLUSION_PLACEHOLDER = "_TODO (human): what do these numbers say about berth? Where does it win, where does it lose, and why?_"
 
-EXPLANATIONS = """\
-## What each result means
 
-- **W1, 100 x 64 B ping-pong**: each connection sends one small message and
-  waits for it before sending the next. Per-message overhead dominates:
-  syscalls or ring submissions per message, wake-ups, scheduling. The p50
-  latency is close to one loopback round trip plus the server's work.
-- **W2, 100 x 64 B, depth 16**: sixteen messages in flight per connection, so
-  several arrive in one read. Shows whether the server batches (one read and
-  one write for many messages) and how it behaves under queueing.
-- **W3, 1,000 x 4 KiB ping-pong**: many connections with medium messages:
-  readiness/completion handling at scale and buffer management.
-- **W4, 8 x 64 KiB streaming**: few connections, large messages, several in
-  flight: raw copy bandwidth and how well the server keeps the socket
-  buffers full (MB/s is the interesting column).
-- **W5, idle connections**: userspace memory the server spends per open,
-  idle connection (RSS growth / connections). Kernel socket memory is not
-  included. A server that gives each connection its own read buffer pays
-  for it here; one that lends buffers only while data is in flight does not.
-- **W6, churn**: connections per second when every connection carries a
-  single echo: accept path, per-connection setup and teardown costs.
-- **W2x**: the W2 load against berth with two IO threads and no CPU pinning
-  (it may also use the load generator's CPU); the peers' row is their
-  single-threaded, pinned W2 result. This shows scaling, not efficiency.
+# --------------------------------------------------------------------------
+# The template: named parts, $names filled in.
+# --------------------------------------------------------------------------
 
-Columns:
-- **msgs/s**, **MB/s**: messages (of the workload's size) echoed per second
-  over the measured window, after the warm-up; MB = 10^6 bytes, one way.
-- **p50 / p99 / p99.9 µs**: latency from the moment the load generator
-  queued a message to the moment its last byte came back.
-- **CPU µs/msg**: server user+system CPU time (from /proc/PID/stat, 10 ms
-  ticks) sampled inside the measured window, divided by the messages echoed
-  in it. Lower is better; it is the fairest efficiency number when the load
-  generator, not the server, is the bottleneck.
-- **CPU %**: server CPU use in that window (100 % = one full core). Below
-  ~95 % the server was not the bottleneck and throughput says more about
-  the load generator than about the server.
-- **errors**: mismatched echoes / failed connects / unexpected closes,
-  summed over the repetitions. Anything but 0/0/0 makes that row suspect.
-- **berth ÷ peer**: berth's median divided by the peer's. For msgs/s, MB/s
-  and conns/s above 1 means berth is faster; for latency, CPU and memory
-  below 1 means berth is better.
-- **missing**: the server could not be started or measured (not built, no
-  such subcommand yet, crashed); the reason is given.
-"""
+class Template:
+    """bench/report_template.md, cut into its parts (see the comment at its top)."""
 
+    def __init__(self, path=TEMPLATE):
+        with open(path, encoding="utf-8") as f:
+            pieces = PART.split(f.read())
+        # pieces: [preamble, name, text, name, text, ...]
+        self.parts = {name: text.strip("\n") for name, text in zip(pieces[1::2], pieces[2::2])}
+        lacking = [name for name in PARTS if name not in self.parts]
+        if lacking:
+            raise ValueError(f"{path}: no part {', '.join(lacking)}")
+        report = self.parts["report"]
+        if CONCLUSION_START not in report or CONCLUSION_END not in report:
+            raise ValueError(f"{path}: the report part lacks the conclusion markers")
+
+    def fill(self, part, **values):
+        """Part `part` with `values` filled in: a string replaces $name where it
+        stands; a list of lines replaces a line that is only $name."""
+        out = []
+        for line in self.parts[part].split("\n"):
+            name = line[1:] if line.startswith("$") else None
+            if isinstance(values.get(name), list):
+                out += values[name]
+            else:
+                out.append(string.Template(line).substitute(values))
+        return "\n".join(out)
+
+
+def previous_conclusion(path, template):
+    """The hand-written conclusion of the report at `path`, or the placeholder."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return template.fill("conclusion-placeholder")
+    a, b = text.find(CONCLUSION_START), text.find(CONCLUSION_END)
+    if a < 0 or b < a:
+        return template.fill("conclusion-placeholder")
+    kept = text[a + len(CONCLUSION_START):b].strip()
+    return kept or template.fill("conclusion-placeholder")
+
+
+# --------------------------------------------------------------------------
+# Numbers and tables.
+# --------------------------------------------------------------------------
 
 def median(vals):
     vals = [v for v in vals if isinstance(v, (int, float))]
@@ -99,13 +110,12 @@ class Cell:
         return "missing: " + (self.failures[-1] if self.failures else "not run")
 
 
-def durations_text(settings):
+def durations_text(settings, template):
     if settings.quick:
-        return f"quick ({QUICK_DURATION} s measured after {QUICK_WARMUP} s warm-up)"
-    if settings.duration or settings.warmup is not None:
-        d, u = run_times(settings, WORKLOADS[0])
-        return f"{d:g} s measured after {u:g} s warm-up (set on the command line)"
-    return "per workload (10 s measured after 2 s warm-up)"
+        return template.fill("durations-quick", duration=QUICK_DURATION, warmup=QUICK_WARMUP)
+    d, u = run_times(settings, WORKLOADS[0])
+    given = settings.duration or settings.warmup is not None
+    return template.fill("durations-given" if given else "durations-default", duration=f"{d:g}", warmup=f"{u:g}")
 
 
 def rows_for(settings, results, mode, w):
@@ -169,58 +179,58 @@ def table(settings, results, mode, w):
     return out
 
 
-def render(settings, results, info, finished):
-    lines = ["# berth vs. peers: echo benchmarks", "",
-             "Generated by `bench/compare`; regenerate with the command below. "
-             "Only the conclusion section is written by hand.", ""]
+# --------------------------------------------------------------------------
+# The whole report.
+# --------------------------------------------------------------------------
+
+def notices(settings, info, finished, template):
+    """Warnings shown above everything else, each a paragraph."""
+    out = []
     if "pyload" in " ".join(settings.loadgen):
-        lines += ["> **Warning: these numbers come from `bench/pyload.py`, a Python test double "
-                  "of the load generator. They measure pyload, not the servers. Do not publish them.**", ""]
+        out += [template.fill("notice-pyload"), ""]
     if not finished:
-        lines += ["> **Interrupted: the run did not finish; tables are partial.**", ""]
+        out += [template.fill("notice-interrupted"), ""]
     busy = info.get("busy_start")
     if busy is not None and busy > BUSY_WARN:
-        lines += [f"> **Other processes kept {busy:.0%} of the CPUs busy just before the run: "
-                  "they competed with the servers and the load generator, so expect noise.**", ""]
-    lines += ["## Machine", "",
-              f"- CPUs (nproc): {info['nproc']}",
-              f"- CPU model: {info['cpu']}",
-              f"- kernel: {info['kernel']}",
-              f"- date: {info['date']}",
-              "- CPU busy just before the run (1 s sample, all CPUs): "
-              + ("unknown" if info.get("busy_start") is None else f"{info['busy_start']:.0%}"),
-              f"- load average (1 min) before / after the run: {info['loadavg_start']:.2f} / "
-              f"{info.get('loadavg_end', float('nan')):.2f}",
-              f"- peers built with: {peer_versions()}", "",
-              "## Command", "", "```", settings.command, "```", "",
-              "## Setup", "",
-              f"- servers pinned to CPU {settings.server_cpu}, load generator pinned to CPU {settings.load_cpu} "
-              "(taskset), except the row that says unpinned;" if settings.server_cpu is not None else
-              "- no CPU pinning (fewer than 2 CPUs or --no-pin);",
-              f"- load generator: `{shlex.join(settings.loadgen)}` with --threads {settings.load_threads}"
-              + (f", --rate {settings.rate}" if settings.rate else ", closed loop") + ";",
-              f"- {settings.reps} repetition(s); within each one the servers run in turn, in an order "
-              "that rotates between repetitions; every cell is the median over the repetitions;",
-              f"- durations: {durations_text(settings)};",
-              "- each run starts a fresh server on a fresh port and kills it afterwards.", ""]
+        out += [template.fill("notice-busy", busy=f"{busy:.0%}"), ""]
+    return out
+
+
+def results_lines(settings, results, template):
+    out = []
     for mode in settings.modes:
-        lines += [f"## Results: {mode} mode" + (" (1-byte length-prefixed packets)" if mode == "packet" else ""), ""]
+        out += [template.fill(f"results-{mode}"), ""]
         for w in settings.workloads:
-            lines += [f"### {w.key}: {w.title}", ""]
-            lines += table(settings, results, mode, w)
-            lines.append("")
-    lines += [EXPLANATIONS, "## Conclusion", "", CONCLUSION_START, settings.conclusion, CONCLUSION_END, ""]
-    return "\n".join(lines)
+            out += [f"### {w.key}: {w.title}", ""]
+            out += table(settings, results, mode, w)
+            out.append("")
+    return out
 
 
-def previous_conclusion(path):
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return CONCLUSION_PLACEHOLDER
-    a, b = text.find(CONCLUSION_START), text.find(CONCLUSION_END)
-    if a < 0 or b < a:
-        return CONCLUSION_PLACEHOLDER
-    kept = text[a + len(CONCLUSION_START):b].strip()
-    return kept or CONCLUSION_PLACEHOLDER
+def render(settings, results, info, finished, template):
+    busy = info.get("busy_start")
+    if settings.server_cpu is not None:
+        pinning = template.fill("pinned", server_cpu=settings.server_cpu, load_cpu=settings.load_cpu)
+    else:
+        pinning = template.fill("unpinned")
+    return template.fill(
+        "report",
+        notices=notices(settings, info, finished, template),
+        nproc=info["nproc"],
+        cpu=info["cpu"],
+        kernel=info["kernel"],
+        date=info["date"],
+        busy="unknown" if busy is None else f"{busy:.0%}",
+        loadavg_start=f"{info['loadavg_start']:.2f}",
+        loadavg_end=f"{info.get('loadavg_end', float('nan')):.2f}",
+        peer_versions=peer_versions(),
+        command=settings.command,
+        pinning=pinning,
+        loadgen=shlex.join(settings.loadgen),
+        load_threads=settings.load_threads,
+        pacing=f"--rate {settings.rate}" if settings.rate else "closed loop",
+        reps=settings.reps,
+        durations=durations_text(settings, template),
+        results=results_lines(settings, results, template),
+        conclusion=settings.conclusion.split("\n"),
+    ) + "\n"
