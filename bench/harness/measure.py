@@ -2,7 +2,9 @@
 
 Server CPU per message: utime+stime of the server process from
 /proc/PID/stat, sampled inside the load generator's measured window, divided
-by the messages echoed in that window. W5 (idle connections) is measured
+by the messages (in churn: connections) echoed in that window; and utime
+(user mode: the server's own code) and stime (kernel mode) the same way,
+each on its own. W5 (idle connections) is measured
 here, without the load generator: RSS from /proc/PID/smaps_rollup before and
 after opening the connections, divided by their number.
 """
@@ -14,6 +16,7 @@ import selectors
 import socket
 import subprocess
 import time
+from typing import NamedTuple
 
 from .loadgen import loadgen_argv, parse_loadgen_output
 from .peers import run_times
@@ -26,10 +29,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # /proc readers.
 # --------------------------------------------------------------------------
 
+class CpuTicks(NamedTuple):
+    """CPU time of a process so far, in clock ticks (1/CLK_TCK s)."""
+    user: int  # utime: in user mode
+    sys: int   # stime: in the kernel on its behalf
+
+    def __sub__(self, earlier):
+        return CpuTicks(self.user - earlier.user, self.sys - earlier.sys)
+
+
 def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
+        # Fields 14 and 15 (utime, stime); the name in field 2 may hold spaces.
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return CpuTicks(int(fields[11]), int(fields[12]))
 
 
 def rss_bytes(pid):
@@ -86,11 +99,19 @@ def measure_load(settings, server, w, mode):
     if load.returncode != 0:
         raise RunFailed(f"load generator exited {load.returncode}: {log_tail(err_path)}")
     r = parse_loadgen_output(stdout, w.kind == "churn")
-    cpu_s = (c1 - c0) / CLK_TCK
+    used = c1 - c0
     window = s1 - s0
     rate = r["conns_per_sec"] if w.kind == "churn" else r["msgs_per_sec"]
+
+    def per_msg(ticks):
+        """µs of CPU per message (per connection in churn) over the window."""
+        return ticks / CLK_TCK * 1e6 / (rate * window) if rate > 0 and window > 0 else None
+
+    cpu_s = (used.user + used.sys) / CLK_TCK
     r["cpu_pct"] = 100.0 * cpu_s / window if window > 0 else None
-    r["cpu_us_per_msg"] = cpu_s * 1e6 / (rate * window) if rate > 0 and window > 0 else None
+    r["cpu_us_per_msg"] = per_msg(used.user + used.sys)
+    r["cpu_user_us_per_msg"] = per_msg(used.user)
+    r["cpu_sys_us_per_msg"] = per_msg(used.sys)
     server.check_alive()
     return r
 

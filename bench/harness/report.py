@@ -133,48 +133,66 @@ def rows_for(settings, results, mode, w):
     return rows
 
 
+def median_of(key, digits=0, scale=1):
+    """A column's value: the median of one figure over a cell's runs."""
+    def value(c):
+        v = c.med(key)
+        return fnum(None if v is None else v / scale, digits)
+    return value
+
+
+def ratio_of(key):
+    """A "berth ÷ peer" column's value: berth's median over the peer's."""
+    return lambda c, berth: fratio(berth.med(key), c.med(key))
+
+
+MIB = 1024 * 1024
+
+
+def columns(kind):
+    """(heading, value of a cell) per column, then (heading, ratio of berth to
+    a cell) per "berth ÷ peer" column, for workloads of this kind."""
+    if kind == "idle":
+        return [("idle conns", median_of("idle_conns")),
+                ("RSS before (MiB)", median_of("rss_before", 1, MIB)),
+                ("RSS after (MiB)", median_of("rss_after", 1, MIB)),
+                ("bytes / idle conn", median_of("rss_per_conn")),
+                ("echo after", lambda c: c.runs[-1].get("alive", "–"))], \
+               [("berth ÷ peer", ratio_of("rss_per_conn"))]
+    churn = kind == "churn"
+    per, rate, rate_key = ("conn", "conns/s", "conns_per_sec") if churn else ("msg", "msgs/s", "msgs_per_sec")
+    values = [(rate, median_of(rate_key))]
+    if not churn:
+        values.append(("MB/s", median_of("mb_per_sec", 1)))
+    values += [("p50 µs", median_of("p50_us")),
+               ("p99 µs", median_of("p99_us")),
+               ("p99.9 µs", median_of("p999_us")),
+               (f"CPU µs/{per}", median_of("cpu_us_per_msg", 2)),
+               (f"user µs/{per}", median_of("cpu_user_us_per_msg", 2)),
+               (f"sys µs/{per}", median_of("cpu_sys_us_per_msg", 2)),
+               ("CPU %", median_of("cpu_pct")),
+               ("errors m/c/x", Cell.errors)]
+    ratios = [(f"berth ÷ peer {rate}", ratio_of(rate_key))]
+    if not churn:
+        ratios.append(("berth ÷ peer p99", ratio_of("p99_us")))
+    ratios.append((f"berth ÷ peer CPU/{per}", ratio_of("cpu_us_per_msg")))
+    return values, ratios
+
+
 def table(settings, results, mode, w):
+    """The markdown table of workload w in this mode: berth first, then each peer."""
+    values, ratios = columns(w.kind)
+    headings = ["server"] + [h for h, _ in values + ratios]
+    out = ["| " + " | ".join(headings) + " |",
+           "|---|" + "---:|" * (len(headings) - 1)]
     rows = rows_for(settings, results, mode, w)
     berth = rows[0][1]
-    out = []
-    if w.kind == "idle":
-        out.append("| server | idle conns | RSS before (MiB) | RSS after (MiB) | bytes / idle conn | echo after | berth ÷ peer |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|")
-        for i, (label, c) in enumerate(rows):
-            if c.missing():
-                out.append(f"| {label} | {c.missing()} |||||")
-                continue
-            mib = 1024 * 1024
-            out.append("| {} | {} | {} | {} | {} | {} | {} |".format(
-                label, fnum(c.med("idle_conns")), fnum(c.med("rss_before") / mib, 1),
-                fnum(c.med("rss_after") / mib, 1), fnum(c.med("rss_per_conn")),
-                c.runs[-1].get("alive", "–"),
-                "–" if i == 0 else fratio(berth.med("rss_per_conn"), c.med("rss_per_conn"))))
-        return out
-    churn = w.kind == "churn"
-    rate_key = "conns_per_sec" if churn else "msgs_per_sec"
-    if churn:
-        out.append("| server | conns/s | p50 µs | p99 µs | p99.9 µs | CPU µs/conn | CPU % | errors m/c/x | berth ÷ peer conns/s | berth ÷ peer CPU/conn |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    else:
-        out.append("| server | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | CPU µs/msg | CPU % | errors m/c/x | berth ÷ peer msgs/s | berth ÷ peer p99 | berth ÷ peer CPU/msg |")
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for i, (label, c) in enumerate(rows):
         if c.missing():
-            out.append(f"| {label} | {c.missing()} |" + "|" * (8 if churn else 10))
+            out.append(f"| {label} | {c.missing()} |" + "|" * (len(headings) - 2))
             continue
-        cells = [label, fnum(c.med(rate_key))]
-        if not churn:
-            cells.append(fnum(c.med("mb_per_sec"), 1))
-        cells += [fnum(c.med("p50_us")), fnum(c.med("p99_us")), fnum(c.med("p999_us")),
-                  fnum(c.med("cpu_us_per_msg"), 2), fnum(c.med("cpu_pct")), c.errors()]
-        if i == 0:
-            cells += ["–"] * (2 if churn else 3)
-        else:
-            cells.append(fratio(berth.med(rate_key), c.med(rate_key)))
-            if not churn:
-                cells.append(fratio(berth.med("p99_us"), c.med("p99_us")))
-            cells.append(fratio(berth.med("cpu_us_per_msg"), c.med("cpu_us_per_msg")))
+        cells = [label] + [value(c) for _, value in values]
+        cells += [("–" if i == 0 else ratio(c, berth)) for _, ratio in ratios]
         out.append("| " + " | ".join(cells) + " |")
     return out
 

@@ -46,10 +46,11 @@ def summary(w, r):
     """One line of progress for a finished run."""
     if w.kind == "idle":
         return f"{r['rss_per_conn']:,.0f} B/conn over {r['idle_conns']} conns"
+    cpu = (f"{fnum(r['cpu_us_per_msg'], 2)} (user {fnum(r['cpu_user_us_per_msg'], 2)} + "
+           f"sys {fnum(r['cpu_sys_us_per_msg'], 2)})")
     if w.kind == "churn":
-        return f"{r['conns_per_sec']:,.0f} conns/s, cpu {fnum(r['cpu_pct'])}%"
-    return (f"{r['msgs_per_sec']:,.0f} msgs/s p99 {r['p99_us']:,.0f} us "
-            f"cpu {fnum(r['cpu_us_per_msg'], 2)} us/msg ({fnum(r['cpu_pct'])}%)")
+        return f"{r['conns_per_sec']:,.0f} conns/s, cpu {cpu} us/conn ({fnum(r['cpu_pct'])}%)"
+    return f"{r['msgs_per_sec']:,.0f} msgs/s p99 {r['p99_us']:,.0f} us cpu {cpu} us/msg ({fnum(r['cpu_pct'])}%)"
 
 
 def announce(settings, runs):
