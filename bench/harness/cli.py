@@ -92,6 +92,7 @@ def cpus_for(args):
 
 
 def settings_from(args, argv, template):
+    """The Settings of this invocation; exits with a message on a bad flag."""
     berth = repo_path(args.berth)
     workloads = pick("workload", args.workloads, {w.key: w for w in WORKLOADS})
     peers = pick("peer", args.peers, {p.name: p for p in PEERS})
@@ -130,6 +131,7 @@ def settings_from(args, argv, template):
 
 
 def write_raw(path, settings, info, results):
+    """--raw: every run's numbers and every failure, as JSON."""
     with open(path, "w") as f:
         json.dump({"machine": info, "command": settings.command,
                    "results": [{"mode": m, "workload": k, "server": n, "runs": c.runs, "failures": c.failures}

@@ -1,6 +1,6 @@
-"""The report: one table per mode and workload, the machine and the setup,
-the meaning of every column, and the hand-written conclusion, kept between
-its markers when the file is regenerated."""
+"""The report: bench/report_template.md (the prose: machine, setup, what
+every column means) filled in with one table per mode and workload, and the
+hand-written conclusion of the previous report, kept between its markers."""
 
 import os
 import re
@@ -72,11 +72,13 @@ def previous_conclusion(path, template):
 # --------------------------------------------------------------------------
 
 def median(vals):
+    """The median of the numbers among vals, or None if there are none."""
     vals = [v for v in vals if isinstance(v, (int, float))]
     return statistics.median(vals) if vals else None
 
 
 def fnum(v, digits=0):
+    """v with thousands separators and `digits` decimals; "–" for None."""
     if v is None:
         return "–"
     if digits == 0:
@@ -85,6 +87,7 @@ def fnum(v, digits=0):
 
 
 def fratio(b, p):
+    """berth's figure b over a peer's p, as "1.23×"; "–" if either is missing."""
     if b is None or p is None or p == 0:
         return "–"
     return f"{b / p:.2f}×"
@@ -92,6 +95,8 @@ def fratio(b, p):
 
 @dataclass
 class Cell:
+    """One server's results for one workload in one mode: a run's numbers per
+    repetition that succeeded, and why the others failed."""
     runs: list = field(default_factory=list)
     failures: list = field(default_factory=list)
 
@@ -111,6 +116,7 @@ class Cell:
 
 
 def durations_text(settings, template):
+    """How long each run measured, for the setup section."""
     if settings.quick:
         return template.fill("durations-quick", duration=QUICK_DURATION, warmup=QUICK_WARMUP)
     d, u = run_times(settings, WORKLOADS[0])
@@ -153,12 +159,12 @@ def columns(kind):
     """(heading, value of a cell) per column, then (heading, ratio of berth to
     a cell) per "berth ÷ peer" column, for workloads of this kind."""
     if kind == "idle":
-        return [("idle conns", median_of("idle_conns")),
-                ("RSS before (MiB)", median_of("rss_before", 1, MIB)),
-                ("RSS after (MiB)", median_of("rss_after", 1, MIB)),
-                ("bytes / idle conn", median_of("rss_per_conn")),
-                ("echo after", lambda c: c.runs[-1].get("alive", "–"))], \
-               [("berth ÷ peer", ratio_of("rss_per_conn"))]
+        values = [("idle conns", median_of("idle_conns")),
+                  ("RSS before (MiB)", median_of("rss_before", 1, MIB)),
+                  ("RSS after (MiB)", median_of("rss_after", 1, MIB)),
+                  ("bytes / idle conn", median_of("rss_per_conn")),
+                  ("echo after", lambda c: c.runs[-1].get("alive", "–"))]
+        return values, [("berth ÷ peer", ratio_of("rss_per_conn"))]
     churn = kind == "churn"
     per, rate, rate_key = ("conn", "conns/s", "conns_per_sec") if churn else ("msg", "msgs/s", "msgs_per_sec")
     values = [(rate, median_of(rate_key))]
@@ -215,6 +221,7 @@ def notices(settings, info, finished, template):
 
 
 def results_lines(settings, results, template):
+    """A section per mode, a table per workload."""
     out = []
     for mode in settings.modes:
         out += [template.fill(f"results-{mode}"), ""]
@@ -226,6 +233,7 @@ def results_lines(settings, results, template):
 
 
 def render(settings, results, info, finished, template):
+    """The whole report (markdown), from the results and the machine info."""
     busy = info.get("busy_start")
     if settings.server_cpu is not None:
         pinning = template.fill("pinned", server_cpu=settings.server_cpu, load_cpu=settings.load_cpu)
