@@ -22,13 +22,22 @@ pub struct EchoArgs {
     welcome: Option<String>,
 }
 
+/// The echo servers' idle timeout unless `--idle-timeout` says otherwise.
+const ECHO_IDLE_SECS: u64 = 300;
+
 pub fn run_echo(args: EchoArgs) -> Result<(), String> {
     let welcome = args.welcome.map(String::into_bytes);
-    args.server.serve(Echo::new(welcome), ECHO_BUFFER_SIZE)
+    let idle = args.server.idle_timeout_or(ECHO_IDLE_SECS);
+    args.server
+        .serve(Echo::new(welcome), ECHO_BUFFER_SIZE, Some(idle))
 }
 
 pub fn run_packet_echo(args: EchoArgs) -> Result<(), String> {
     let welcome = args.welcome.map(String::into_bytes);
-    args.server
-        .serve(Framed::new(PacketEcho::new(welcome)), ECHO_BUFFER_SIZE)
+    let idle = args.server.idle_timeout_or(ECHO_IDLE_SECS);
+    args.server.serve(
+        Framed::new(PacketEcho::new(welcome)),
+        ECHO_BUFFER_SIZE,
+        Some(idle),
+    )
 }

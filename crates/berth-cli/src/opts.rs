@@ -38,20 +38,68 @@ pub struct ServerOpts {
     /// Seconds to drain connections on SIGTERM/SIGINT before resetting the rest.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub drain_timeout: u64,
+    /// Above this many queued outgoing bytes a connection is not writable,
+    /// and its reads are held back until it is.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub write_high_water: usize,
+    /// At or below this many queued bytes a connection is writable again.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024)]
+    pub write_low_water: usize,
+    /// Most bytes one connection may have queued; a write past it resets the connection.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_write_queue: usize,
+    /// Most outgoing bytes queued across all connections.
+    #[arg(long, value_name = "BYTES", default_value_t = berth::DEFAULT_MAX_BUFFERED)]
+    pub max_buffered: usize,
+    /// Most connections at once; more are closed at accept [default: the
+    /// open-files limit less a reserve of 256 descriptors].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+    /// Most connections at once from one client address [default: no limit].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_ip: Option<u32>,
+    /// Close a connection after this many seconds with no byte either way
+    /// [default: 300; pop3: 600, RFC 1939's autologout minimum].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: Option<u64>,
+    /// Framed protocols (packet-echo, pop3): close a connection whose
+    /// packet or line is not complete this many seconds after its first byte.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub frame_timeout: u64,
     /// Log connection-level events.
     #[arg(short, long)]
     pub verbose: bool,
 }
 
 impl ServerOpts {
-    fn builder(&self, default_buffer_size: u32) -> ServerBuilder {
+    /// The idle timeout: `--idle-timeout`, else the subcommand's default.
+    pub fn idle_timeout_or(&self, default_secs: u64) -> Duration {
+        Duration::from_secs(self.idle_timeout.unwrap_or(default_secs))
+    }
+
+    fn builder(&self, default_buffer_size: u32, idle: Option<Duration>) -> ServerBuilder {
         let buffer_size = self.buffer_size.unwrap_or(default_buffer_size);
         let mut b = berth::Server::builder()
             .listen(self.listen)
             .buffer_size(buffer_size as usize)
             .max_pooled_buffers(self.max_pooled_buffers)
             .max_pooled_connections(self.max_pooled_connections)
-            .backlog(self.backlog);
+            .backlog(self.backlog)
+            .write_high_water(self.write_high_water)
+            .write_low_water(self.write_low_water)
+            .max_write_queue(self.max_write_queue)
+            .max_buffered(self.max_buffered)
+            .frame_timeout(Duration::from_secs(self.frame_timeout));
+        if let Some(idle) = idle {
+            b = b.idle_timeout(idle);
+        }
+        if let Some(n) = self.max_connections {
+            b = b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(n) = self.max_connections_per_ip {
+            b = b.max_connections_per_ip(n);
+        }
         if let Some(n) = self.io_threads {
             b = b.io_threads(n as usize);
         }
@@ -62,13 +110,19 @@ impl ServerOpts {
     }
 
     /// Start `handler`, serve until SIGTERM/SIGINT, then drain.
-    /// `default_buffer_size` applies unless `--buffer-size` is given.
-    pub fn serve<H: Handler>(&self, handler: H, default_buffer_size: u32) -> Result<(), String> {
+    /// `default_buffer_size` applies unless `--buffer-size` is given;
+    /// `idle` is the idle timeout (`None`: the handler keeps its own).
+    pub fn serve<H: Handler>(
+        &self,
+        handler: H,
+        default_buffer_size: u32,
+        idle: Option<Duration>,
+    ) -> Result<(), String> {
         init_logging(self.verbose);
         // Before any thread starts, so that every thread inherits the mask.
         let signals = TerminationSignals::block().map_err(|e| format!("signals: {e}"))?;
         let server = self
-            .builder(default_buffer_size)
+            .builder(default_buffer_size, idle)
             .start(handler)
             .map_err(|e| e.to_string())?;
         let signal = signals.wait().map_err(|e| format!("signals: {e}"))?;

@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use berth::Framed;
 use berth_pop3::server::{Pop3Server, WORKER_SHUTDOWN_TIMEOUT};
@@ -18,6 +17,11 @@ use crate::opts::ServerOpts;
 
 /// The demo accounts `berth pop3-demo` creates (name, password).
 const DEMO_USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
+
+/// RFC 1939's autologout minimum: the idle timeout unless `--idle-timeout`
+/// says otherwise (a session with no command for this long is closed;
+/// nothing is deleted).
+const POP3_IDLE_SECS: u64 = 600;
 
 /// Flags of `berth pop3`.
 #[derive(Debug, Args)]
@@ -34,10 +38,6 @@ pub struct Pop3Args {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
-    /// Close a session after this many seconds without a command (autologout; nothing is deleted).
-    #[arg(long, value_name = "SECS", default_value_t = 600,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    idle_timeout: u64,
     /// Close a session after this many failed PASS/APOP attempts.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_AUTH_FAILURES,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -66,15 +66,17 @@ pub fn run(args: Pop3Args) -> Result<(), String> {
         .max_auth_failures(args.max_auth_failures)
         .hostname(args.hostname.clone().unwrap_or_else(system_hostname))
         .workers(usize::from(args.workers))
-        .idle_timeout(Duration::from_secs(args.idle_timeout))
+        .idle_timeout(args.server.idle_timeout_or(POP3_IDLE_SECS))
         .build()
         .map_err(|e| e.to_string())?;
     let pool = handler.worker_pool().clone();
     // The server (and with it the handler and its autologout timer) is gone
     // when `serve` returns; then let the workers finish.
-    let served = args
-        .server
-        .serve(Framed::new(handler), berth::DEFAULT_BUFFER_SIZE as u32);
+    let served = args.server.serve(
+        Framed::new(handler),
+        berth::DEFAULT_BUFFER_SIZE as u32,
+        None,
+    );
     if !pool.shutdown(WORKER_SHUTDOWN_TIMEOUT) {
         tracing::warn!("worker threads still busy at exit");
     }

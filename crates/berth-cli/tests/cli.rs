@@ -119,7 +119,8 @@ fn sigterm_drains_and_exits_cleanly(engine: &str) {
 fn running_out_of_descriptors_backs_off_without_spinning_and_recovers(engine: &str) {
     // A child shell lowers the descriptor limit, then becomes the server.
     let script = format!(
-        "ulimit -n 40 && exec {BERTH} echo --listen 127.0.0.1:0 --io-threads 1 --engine {engine}"
+        "ulimit -n 40 && exec {BERTH} echo --listen 127.0.0.1:0 --io-threads 1 --engine {engine} \
+         --max-connections 1000"
     );
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &script]).env_remove("BERTH_ENGINE");

@@ -23,6 +23,9 @@ pub enum Error {
     /// io_uring was requested explicitly but cannot be used here.
     #[error("the io_uring engine is unavailable: {0}")]
     UringUnavailable(#[from] UringUnavailable),
+    /// The limits given to the builder contradict each other.
+    #[error("invalid limits: {0}")]
+    Limits(&'static str),
     /// An IO thread could not start.
     #[error("cannot start an IO thread: {0}")]
     Thread(io::Error),

@@ -24,7 +24,7 @@ use crate::buffer::IoBuf;
 use crate::codec::{Decoder, EncodeBuf, Encoder, InBuf};
 use crate::conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
 use crate::handler::Handler;
-use crate::lifecycle::{Closing, Lifecycle, ServerEvent};
+use crate::lifecycle::{Closing, Lifecycle, Refusal, ServerEvent, Timeout};
 
 /// What to do after a frame error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -373,6 +373,16 @@ impl<F: FrameHandler> Handler for Framed<F> {
         }
         st.input.push(buf);
         self.deliver(conn, st, false);
+        // A frame begun and not finished: its deadline runs from its first
+        // byte (a frame that completes stops the timer; the next partial
+        // frame starts it again).
+        if let Some(timeout) = conn.frame_timeout() {
+            if st.input.is_empty() || st.discarding {
+                conn.stop_frame_timer();
+            } else {
+                conn.start_frame_timer(timeout);
+            }
+        }
     }
 
     fn client_closed(&self, conn: &mut Conn<'_>, st: &mut Self::State) {
@@ -413,4 +423,18 @@ impl<F: FrameHandler> Lifecycle for Framed<F> {
     fn server_event(&self, event: ServerEvent<'_>) {
         self.0.server_event(event);
     }
+
+    fn writability_changed(&self, conn: &mut Conn<'_>, st: &mut Self::State, writable: bool) {
+        self.0.writability_changed(conn, &mut st.user, writable);
+    }
+
+    fn timed_out(&self, conn: &mut Conn<'_>, st: &mut Self::State, which: Timeout) {
+        self.0.timed_out(conn, &mut st.user, which);
+    }
+
+    fn refusal(&self, peer: SocketAddr, reason: Refusal) -> Option<Vec<u8>> {
+        self.0.refusal(peer, reason)
+    }
+
+    const PAUSE_READ_WHEN_UNWRITABLE: bool = F::PAUSE_READ_WHEN_UNWRITABLE;
 }

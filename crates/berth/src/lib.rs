@@ -56,16 +56,19 @@ pub mod worker;
 
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
 pub use conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
+pub use driver::admission::{DESCRIPTOR_RESERVE, default_max_connections};
+pub use driver::limits::OverflowPolicy;
+pub use driver::stats::CloseReason;
 pub use engine::{EngineChoice, EngineKind, ParseEngineError, UringUnavailable, probe_uring};
 pub use error::Error;
 pub use framed::{
     FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn, FramedState, SendError,
 };
 pub use handler::Handler;
-pub use lifecycle::{Closing, Lifecycle, ServerEvent};
+pub use lifecycle::{Closing, Lifecycle, Refusal, ServerEvent, Timeout};
 pub use listener::ListenerSource;
 pub use server::{
-    Client, DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, Server, ServerBuilder, ServerHandle, ServerStats,
-    ShuttingDown, bind, default_ring_buffers,
+    Client, DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_BUFFERED, Server, ServerBuilder,
+    ServerHandle, ServerStats, ShuttingDown, bind, default_ring_buffers,
 };
 pub use worker::{WorkError, WorkerBuildError, WorkerPool, WorkerPoolBuilder, WorkerStats};

@@ -28,6 +28,33 @@ pub enum Closing {
     Handled,
 }
 
+/// Which timer ran out, in [`Lifecycle::timed_out`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// No byte moved either way for the idle timeout
+    /// ([`ServerBuilder::idle_timeout`](crate::ServerBuilder::idle_timeout)).
+    Idle,
+    /// A frame (or line) was begun and not finished within the frame
+    /// timeout ([`ServerBuilder::frame_timeout`](crate::ServerBuilder::frame_timeout)):
+    /// a peer dribbling bytes cannot hold the connection past it.
+    Frame,
+    /// The handler's own timer ([`Conn::set_timer`](crate::Conn::set_timer)).
+    User,
+}
+
+/// Why a new connection was refused before it reached the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The server holds its maximum of connections
+    /// ([`ServerBuilder::max_connections`](crate::ServerBuilder::max_connections)).
+    MaxConnections,
+    /// The peer's address holds its maximum
+    /// ([`ServerBuilder::max_connections_per_ip`](crate::ServerBuilder::max_connections_per_ip)).
+    MaxConnectionsPerIp,
+}
+
 /// Server-level notifications, meant for counters and logs.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -49,6 +76,13 @@ pub enum ServerEvent<'a> {
     AcceptBackoff {
         /// The error the kernel returned.
         error: &'a io::Error,
+    },
+    /// A connection was refused because of a limit, and closed at once.
+    ConnectionRefused {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// Which limit.
+        reason: Refusal,
     },
     /// A connection was accepted.
     ConnectionOpened {
@@ -129,4 +163,37 @@ pub trait Lifecycle: Send + Sync + 'static {
     fn server_event(&self, event: ServerEvent<'_>) {
         let _ = event;
     }
+
+    /// The connection's queue went above the high watermark (`writable`
+    /// false) or fell back to the low one (`writable` true): Netty's
+    /// `channelWritabilityChanged`. With
+    /// [`Lifecycle::PAUSE_READ_WHEN_UNWRITABLE`] (the default) the server
+    /// has also stopped, or resumed, delivering reads.
+    fn writability_changed(&self, conn: &mut Conn<'_>, state: &mut Self::State, writable: bool) {
+        let _ = (conn, state, writable);
+    }
+
+    /// A timer of the connection ran out. The default closes the
+    /// connection (gracefully; if it is still open when the idle timeout
+    /// runs out again, it is reset).
+    fn timed_out(&self, conn: &mut Conn<'_>, state: &mut Self::State, which: Timeout) {
+        let _ = (state, which);
+        conn.close();
+    }
+
+    /// A connection from `peer` is refused because of a limit; the bytes
+    /// returned are sent to it before it is closed (a one-line refusal,
+    /// such as POP3's `-ERR`). Keep them short: they are sent once,
+    /// without waiting. The default sends nothing.
+    fn refusal(&self, peer: SocketAddr, reason: Refusal) -> Option<Vec<u8>> {
+        let _ = (peer, reason);
+        None
+    }
+
+    /// Stop delivering reads while the connection is not writable, and
+    /// resume when it is again, so a peer that sends without reading what
+    /// it is sent cannot make the server queue without bound. On by
+    /// default; a handler whose replies do not follow its input (a relay
+    /// that writes elsewhere, a broadcaster) may turn it off.
+    const PAUSE_READ_WHEN_UNWRITABLE: bool = true;
 }

@@ -290,7 +290,11 @@ impl Handler for BigThenShutdown {
 
 fn shutdown_write_after_large_write_delivers_every_byte(engine: EngineChoice) {
     let data = pattern(4 << 20, 9);
-    let t = start(engine, BigThenShutdown(data.clone()));
+    // 8 MiB queued at once: above the default 4 MiB cap per connection.
+    let t = start_with(
+        builder(engine).max_write_queue(16 << 20),
+        BigThenShutdown(data.clone()),
+    );
     let mut s = t.connect();
     // Read slowly at first so the server's writes back up.
     std::thread::sleep(Duration::from_millis(200));

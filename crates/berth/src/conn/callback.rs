@@ -3,17 +3,24 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::buffer::BufPool;
 use crate::conn::handle::{ConnHandle, ConnShared};
 use crate::conn::types::{ConnError, ConnId, Shutdown};
+use crate::driver::limits::WriteBudget;
 use crate::driver::mailbox::Mailbox;
 use crate::driver::state::{ConnState, flags::*};
+use crate::driver::wheel::Wheel;
 
 /// The thread-level context a [`Conn`] needs.
 pub(crate) struct ConnEnv<'a> {
     pub pool: &'a BufPool,
     pub mailbox: &'a Arc<Mailbox>,
+    /// The thread's write accounting and limits.
+    pub budget: &'a mut WriteBudget,
+    /// The thread's current wheel tick.
+    pub now: u32,
 }
 
 /// A connection, as seen from inside a [`Handler`](crate::Handler) callback.
@@ -43,24 +50,72 @@ impl Conn<'_> {
     }
 
     /// Queue a copy of `data` for writing (copied into pooled buffers).
+    ///
+    /// Refused with [`ConnError::WriteQueueFull`] if it would take the
+    /// queue past its hard cap
+    /// ([`ServerBuilder::max_write_queue`](crate::ServerBuilder::max_write_queue)).
     pub fn write(&mut self, data: &[u8]) -> Result<(), ConnError> {
-        self.st.check_writable()?;
+        self.st.reserve(data.len(), self.env.budget)?;
         let st = &mut *self.st;
-        self.env.pool.copy_in(data, |buf| {
-            st.wq_bytes += buf.len();
-            st.wq.push_back(buf);
-        });
+        self.env.pool.copy_in(data, |buf| st.wq.push_back(buf));
         Ok(())
     }
 
-    /// Queue `buf` for writing, without a copy.
+    /// Queue `buf` for writing, without a copy (refused as [`Conn::write`]).
     pub fn write_buf(&mut self, buf: crate::buffer::IoBuf) -> Result<(), ConnError> {
-        self.st.push_write(buf)
+        self.st.push_write(buf, self.env.budget)
     }
 
     /// Bytes queued for writing and not yet handed to the kernel.
     pub fn queued_bytes(&self) -> usize {
         self.st.wq_bytes
+    }
+
+    /// Whether the connection is writable: writing is open and its queue
+    /// has not gone above the high watermark, or has since fallen to the
+    /// low one (Netty's `isWritable`). A handler producing a long reply
+    /// holds back while this is false and goes on when
+    /// [`Lifecycle::writability_changed`](crate::Lifecycle::writability_changed)
+    /// reports it writable again. Writes are still accepted up to the
+    /// hard cap.
+    pub fn is_writable(&self) -> bool {
+        self.st.sides().writable()
+    }
+
+    /// Start (or restart) the connection's own timer: after `after`,
+    /// [`Lifecycle::timed_out`](crate::Lifecycle::timed_out) is called
+    /// with [`Timeout::User`](crate::Timeout::User), unless the timer is
+    /// set again or cancelled first. Setting it costs no system call; a
+    /// timer moved later costs nothing until it comes due.
+    pub fn set_timer(&mut self, after: Duration) {
+        let at = self.env.now.saturating_add(Wheel::ticks(after));
+        self.st.timers.user_at = at;
+        self.st.set(TIMERS_DIRTY);
+    }
+
+    /// Cancel the connection's own timer (nothing happens if none is set).
+    pub fn cancel_timer(&mut self) {
+        self.st.timers.user_at = 0;
+    }
+
+    /// Start the frame timer if it is not running (the framed layer calls
+    /// this when a frame's first byte arrives). `timeout` is the server's
+    /// frame timeout.
+    pub(crate) fn start_frame_timer(&mut self, timeout: Duration) {
+        if self.st.timers.frame_at == 0 {
+            self.st.timers.frame_at = self.env.now.saturating_add(Wheel::ticks(timeout));
+            self.st.set(TIMERS_DIRTY);
+        }
+    }
+
+    /// Stop the frame timer (the frame is complete).
+    pub(crate) fn stop_frame_timer(&mut self) {
+        self.st.timers.frame_at = 0;
+    }
+
+    /// The server's frame timeout, if one is set.
+    pub(crate) fn frame_timeout(&self) -> Option<Duration> {
+        self.env.budget.limits.frame_timeout
     }
 
     /// Stop delivering reads until [`Conn::resume_reading`]. Data that

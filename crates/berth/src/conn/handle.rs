@@ -21,11 +21,13 @@ impl Sides {
     const OPEN: u8 = 1 << 0;
     const READ: u8 = 1 << 1;
     const WRITE: u8 = 1 << 2;
+    const WRITABLE: u8 = 1 << 3;
     /// Closed: nothing is connected.
     pub const CLOSED: Sides = Sides(0);
 
-    /// An open connection whose sides are as given.
-    pub fn open(read: bool, write: bool) -> Sides {
+    /// An open connection whose sides are as given; `writable`: at or
+    /// below the write watermark.
+    pub fn open(read: bool, write: bool, writable: bool) -> Sides {
         let mut bits = Self::OPEN;
         if read {
             bits |= Self::READ;
@@ -33,7 +35,14 @@ impl Sides {
         if write {
             bits |= Self::WRITE;
         }
+        if writable {
+            bits |= Self::WRITABLE;
+        }
         Sides(bits)
+    }
+
+    pub fn writable(self) -> bool {
+        self.0 & (Self::WRITE | Self::WRITABLE) == Self::WRITE | Self::WRITABLE
     }
 
     pub fn bits(self) -> u8 {
@@ -121,6 +130,16 @@ impl ConnHandle {
     /// reflected.
     pub fn is_write_open(&self) -> bool {
         self.shared.sides().write()
+    }
+
+    /// Whether writing is open and the connection's queue is at or below
+    /// its low watermark (since it last went above the high one), as last
+    /// published by the IO thread (see
+    /// [`Conn::is_writable`](crate::Conn::is_writable)). A producer on
+    /// another thread can hold back while this is false, and go on when
+    /// [`Lifecycle::writability_changed`](crate::Lifecycle::writability_changed) says so.
+    pub fn is_writable(&self) -> bool {
+        self.shared.sides().writable()
     }
 
     fn send(&self, op: ConnOp) -> Result<(), ConnError> {

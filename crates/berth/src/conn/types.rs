@@ -50,4 +50,9 @@ pub enum ConnError {
     /// The write side was shut down (or is about to be).
     #[error("connection's write side is shut down")]
     WriteShutdown,
+    /// The write would take the connection's queue past its hard cap (or
+    /// the server past its cap on buffered bytes); see
+    /// [`OverflowPolicy`](crate::OverflowPolicy) for what else happens.
+    #[error("connection's write queue is full")]
+    WriteQueueFull,
 }

@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
+use crate::driver::admission::Admission;
 use crate::driver::backend::Backend;
 use crate::driver::core::Core;
 use crate::driver::door;
 use crate::driver::mailbox::{Command, Mailbox};
+use crate::driver::stats::{CloseReason, ThreadStats};
 use crate::handler::Handler;
-use crate::lifecycle::{Lifecycle, ServerEvent};
+use crate::lifecycle::{Lifecycle, Refusal, ServerEvent};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
@@ -29,6 +31,7 @@ pub(crate) struct Acceptor {
     next: usize,
     pub(super) mailboxes: Arc<[Arc<Mailbox>]>,
     nodelay: NoDelay,
+    admission: Arc<Admission>,
 }
 
 /// Accepted sockets without an inherited `TCP_NODELAY`, in a row, after
@@ -55,7 +58,12 @@ enum NoDelay {
 impl Acceptor {
     /// The accept policy for `listener`, whose `TCP_NODELAY` is set to
     /// `nodelay` here so that accepted sockets inherit it.
-    pub fn new(mailboxes: Arc<[Arc<Mailbox>]>, nodelay: bool, listener: &TcpListener) -> Self {
+    pub fn new(
+        mailboxes: Arc<[Arc<Mailbox>]>,
+        nodelay: bool,
+        listener: &TcpListener,
+        admission: Arc<Admission>,
+    ) -> Self {
         let on_listener = SockRef::from(listener).set_tcp_nodelay(nodelay);
         let nodelay = match (nodelay, on_listener) {
             (false, _) => NoDelay::Off,
@@ -73,6 +81,7 @@ impl Acceptor {
             next: 0,
             mailboxes,
             nodelay,
+            admission,
         }
     }
 
@@ -143,6 +152,9 @@ impl Acceptor {
         peer: SocketAddr,
     ) {
         self.backoff = BACKOFF_MIN;
+        if let Err(reason) = self.admission.admit(peer.ip()) {
+            return refuse(core, stream, peer, reason);
+        }
         self.apply_nodelay(&stream);
         let target = self.next;
         self.next = (self.next + 1) % self.mailboxes.len();
@@ -154,7 +166,34 @@ impl Acceptor {
     }
 }
 
-/// Register a socket with the engine and adopt it into the core.
+/// Close a connection over a limit at once, after the handler's one-line
+/// refusal if it has one (sent without waiting: a fresh socket's send
+/// buffer is empty). Counted as accepted and closed for `limit`.
+#[cold]
+fn refuse<H: Handler, I>(
+    core: &mut Core<H, I>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    reason: Refusal,
+) {
+    if let Some(line) = door::refusal(&*core.handler, peer, reason) {
+        let _ =
+            SockRef::from(&stream).send_with_flags(&line, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+    }
+    drop(stream);
+    let stats = &core.stats;
+    ThreadStats::add(&stats.accepted, 1);
+    ThreadStats::add(&stats.closed, 1);
+    ThreadStats::add(&stats.closed_by[CloseReason::Limit as usize], 1);
+    ThreadStats::add(&stats.refused[reason as usize], 1);
+    tracing::debug!(%peer, ?reason, "connection refused");
+    door::server_event(
+        &*core.handler,
+        ServerEvent::ConnectionRefused { peer, reason },
+    );
+}
+
+/// Register an accepted socket with the engine and adopt it into the core.
 pub(super) fn adopt<H: Handler, B: Backend>(
     core: &mut Core<H, B::Io>,
     be: &mut B,
@@ -162,10 +201,11 @@ pub(super) fn adopt<H: Handler, B: Backend>(
     peer: SocketAddr,
 ) {
     match be.adopt_io(stream) {
-        Ok(io) => {
-            core.adopt(be, io, peer);
+        Ok(io) => core.adopt(be, io, peer, true),
+        Err(err) => {
+            tracing::warn!(%err, %peer, "could not register a connection");
+            core.release_admission(peer);
         }
-        Err(err) => tracing::warn!(%err, %peer, "could not register a connection"),
     }
 }
 
@@ -175,7 +215,8 @@ mod tests {
 
     fn acceptor(nodelay: bool, listener: &TcpListener) -> Acceptor {
         let mailbox = Arc::new(Mailbox::new(true).unwrap());
-        Acceptor::new(Arc::from([mailbox]), nodelay, listener)
+        let admission = Arc::new(Admission::new(usize::MAX, None));
+        Acceptor::new(Arc::from([mailbox]), nodelay, listener, admission)
     }
 
     /// Connect to `listener` and accept, both with timeouts.

@@ -70,6 +70,13 @@ pub(crate) trait Backend {
     /// creates them that way (no extra system call per connection); only
     /// outbound sockets are switched before [`Backend::adopt_io`].
     const NONBLOCKING: bool;
+    /// Buffers a connection may keep receiving into its stash while its
+    /// reads are held back because its write queue is above the high
+    /// watermark, before the engine is asked to stop reading. A completion
+    /// engine, whose stop and restart cost a cancel and a re-armed
+    /// receive, keeps reading through a short hold; a readiness engine,
+    /// for which stopping is free, stops at once (0).
+    const PAUSE_SLACK: usize;
     /// Wrap a freshly accepted or connected socket, already in the
     /// [`Backend::NONBLOCKING`] mode.
     fn adopt_io(&mut self, stream: TcpStream) -> io::Result<Self::Io>;

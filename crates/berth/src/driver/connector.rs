@@ -187,7 +187,7 @@ impl Connector {
         };
         match adopted.and_then(|()| be.adopt_io(TcpStream::from(sock))) {
             Ok(io) => {
-                core.adopt(be, io, addr);
+                core.adopt(be, io, addr, false);
             }
             Err(err) => door::connect_failed(&*core.handler, addr, &err),
         }

@@ -5,15 +5,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::buffer::BufPool;
 use crate::conn::{Conn, ConnEnv, ConnId};
 use crate::driver::backend::Backend;
 use crate::driver::door;
 use crate::driver::key::Key;
+use crate::driver::limits::{Limits, WriteBudget};
 use crate::driver::mailbox::Mailbox;
 use crate::driver::state::{ConnState, flags::*};
-use crate::driver::stats::ThreadStats;
+use crate::driver::stats::{CloseReason, ThreadStats};
+use crate::driver::wheel::{Due, TimerKind, Wheel};
 use crate::handler::Handler;
 use crate::lifecycle::ServerEvent;
 
@@ -46,6 +49,16 @@ pub(crate) struct Core<H: Handler, I> {
     next_seq: u64,
     live: usize,
     pub(super) stopping: bool,
+    /// Write accounting and the limits applied to every connection.
+    pub(super) budget: WriteBudget,
+    /// The thread's timers (`timers.rs` fires them).
+    pub(super) wheel: Wheel,
+    /// The wheel's tick at the start of this loop pass.
+    pub(super) now: u32,
+    /// Timers due in this pass (kept to reuse its allocation).
+    pub(super) due: Vec<Due>,
+    /// Connections admitted, across the server (released here).
+    pub(super) admission: Option<Arc<crate::driver::admission::Admission>>,
 }
 
 impl<H: Handler, I> Core<H, I> {
@@ -55,6 +68,7 @@ impl<H: Handler, I> Core<H, I> {
         mailbox: Arc<Mailbox>,
         thread: usize,
         max_spare: usize,
+        limits: Limits,
     ) -> Self {
         Core {
             handler,
@@ -69,7 +83,53 @@ impl<H: Handler, I> Core<H, I> {
             next_seq: 0,
             live: 0,
             stopping: false,
+            budget: WriteBudget::new(limits),
+            wheel: Wheel::new(Instant::now()),
+            now: 0,
+            due: Vec::new(),
+            admission: None,
         }
+    }
+
+    /// The time at the start of a loop pass: what `last_active` and new
+    /// timers count from.
+    #[inline]
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = self.wheel.tick_of(now);
+    }
+
+    /// The mask of flags that hold back reads: the handler's pause, and
+    /// the queue above its high watermark when the handler asks for that.
+    pub(super) const PAUSED: u32 = if H::PAUSE_READ_WHEN_UNWRITABLE {
+        USER_PAUSED | UNWRITABLE
+    } else {
+        USER_PAUSED
+    };
+
+    /// A live connection's entry and the thread's timer wheel, at once.
+    #[inline]
+    pub(super) fn entry_wheel(
+        &mut self,
+        key: Key,
+    ) -> Option<(&mut Entry<H::State, I>, &mut Wheel)> {
+        let slot = self.slots.get_mut(key.idx as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        Some((slot.entry.as_deref_mut()?, &mut self.wheel))
+    }
+
+    /// A live connection's entry and the thread's write budget, at once.
+    #[inline]
+    pub(super) fn entry_budget(
+        &mut self,
+        key: Key,
+    ) -> Option<(&mut Entry<H::State, I>, &mut WriteBudget)> {
+        let slot = self.slots.get_mut(key.idx as usize)?;
+        if slot.generation != key.generation {
+            return None;
+        }
+        Some((slot.entry.as_deref_mut()?, &mut self.budget))
     }
 
     /// Live connections on this thread.
@@ -99,7 +159,7 @@ impl<H: Handler, I> Core<H, I> {
     /// Whether the connection wants data delivered now (for readiness engines).
     pub fn wants_read(&mut self, key: Key) -> bool {
         self.entry(key).is_some_and(|e| {
-            e.st.has(READING) && !e.st.has(USER_PAUSED | RELEASING) && e.st.stash.is_empty()
+            e.st.has(READING) && !e.st.has(Self::PAUSED | RELEASING) && e.st.stash.is_empty()
         })
     }
 
@@ -129,6 +189,9 @@ impl<H: Handler, I> Core<H, I> {
             pool,
             mailbox,
             slots,
+            budget,
+            wheel,
+            now,
             ..
         } = self;
         let slot = slots.get_mut(key.idx as usize)?;
@@ -138,14 +201,38 @@ impl<H: Handler, I> Core<H, I> {
         let e = slot.entry.as_deref_mut()?;
         let mut conn = Conn {
             st: &mut e.st,
-            env: ConnEnv { pool, mailbox },
+            env: ConnEnv {
+                pool,
+                mailbox,
+                budget,
+                now: *now,
+            },
         };
-        door::conn_call(&**handler, &mut conn, &mut e.state, f)
+        let r = door::conn_call(&**handler, &mut conn, &mut e.state, f);
+        if e.st.has(TIMERS_DIRTY) {
+            crate::driver::timers::schedule(&mut e.st, key, wheel);
+        }
+        r
+    }
+
+    /// An accepted connection that never reached the table gives its
+    /// place back.
+    pub(super) fn release_admission(&self, peer: SocketAddr) {
+        if let Some(admission) = &self.admission {
+            admission.release(peer.ip());
+        }
     }
 
     /// A new connection for this thread: run `connection_established`,
-    /// start reading.
-    pub fn adopt<B: Backend<Io = I>>(&mut self, be: &mut B, io: I, peer: SocketAddr) {
+    /// start reading. `admitted`: it was accepted (and holds a place in
+    /// the admission limits), not connected outbound.
+    pub fn adopt<B: Backend<Io = I>>(
+        &mut self,
+        be: &mut B,
+        io: I,
+        peer: SocketAddr,
+        admitted: bool,
+    ) {
         let entry = match self.spare.pop() {
             Some(e) => e,
             None => match door::new_state::<H::State>() {
@@ -154,7 +241,12 @@ impl<H: Handler, I> Core<H, I> {
                     state,
                     io: None,
                 }),
-                None => return be.release(io),
+                None => {
+                    if admitted {
+                        self.release_admission(peer);
+                    }
+                    return be.release(io);
+                }
             },
         };
         let idx = match self.free.pop() {
@@ -176,6 +268,15 @@ impl<H: Handler, I> Core<H, I> {
         self.next_seq += 1;
         let mut entry = entry;
         entry.st.reset(id, key, peer);
+        if admitted {
+            entry.st.set(ADMITTED);
+        }
+        entry.st.last_active = self.now;
+        if let Some(idle) = self.budget.limits.idle_timeout {
+            let at = self.now.saturating_add(Wheel::ticks(idle));
+            entry.st.timers.idle_sched = at;
+            self.wheel.insert(key, TimerKind::Idle, at);
+        }
         entry.io = Some(io);
         slot.entry = Some(entry);
         if let Some(io) = self.io_mut(key) {
@@ -208,6 +309,18 @@ impl<H: Handler, I> Core<H, I> {
         self.free.push(key.idx);
         self.live -= 1;
         ThreadStats::add(&self.stats.closed, 1);
+        let reason = e.st.close_reason.unwrap_or(if e.st.has(PEER_EOF) {
+            CloseReason::ClientClose
+        } else if e.st.has(STOPPING) {
+            CloseReason::Shutdown
+        } else {
+            CloseReason::ServerClose
+        });
+        ThreadStats::add(&self.stats.closed_by[reason as usize], 1);
+        self.budget.queued = self.budget.queued.saturating_sub(e.st.wq_bytes);
+        if e.st.has(ADMITTED) {
+            self.release_admission(e.st.peer);
+        }
         // Buffers go back to the pool, the socket to `Backend::release`
         // (which closes it, at once or with the engine's next submission),
         // the state is dropped.
@@ -239,6 +352,7 @@ impl<H: Handler, I> Core<H, I> {
     pub fn abort_all<B: Backend<Io = I>>(&mut self, be: &mut B) {
         for key in self.keys() {
             if let Some(e) = self.entry(key) {
+                e.st.close_for(CloseReason::Shutdown);
                 e.st.set(ABORT);
             }
             self.kick(be, key);

@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::conn::Conn;
 use crate::driver::state::flags::ABORT;
-use crate::lifecycle::{Lifecycle, ServerEvent};
+use crate::lifecycle::{Lifecycle, Refusal, ServerEvent};
 
 /// The text of a panic's payload, for the log line.
 fn message(payload: &(dyn Any + Send)) -> &str {
@@ -63,6 +63,21 @@ pub(crate) fn connect_failed<H: Lifecycle + ?Sized>(
 ) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| handler.connect_failed(addr, err))) {
         tracing::error!(%addr, panic = message(&*payload), "connect_failed panicked; the server carries on");
+    }
+}
+
+/// The refusal line for a connection over a limit; a panic is logged.
+pub(crate) fn refusal<H: Lifecycle + ?Sized>(
+    handler: &H,
+    peer: SocketAddr,
+    reason: Refusal,
+) -> Option<Vec<u8>> {
+    match catch_unwind(AssertUnwindSafe(|| handler.refusal(peer, reason))) {
+        Ok(line) => line,
+        Err(payload) => {
+            tracing::error!(%peer, panic = message(&*payload), "refusal panicked; closing without one");
+            None
+        }
     }
 }
 

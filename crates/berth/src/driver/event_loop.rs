@@ -7,9 +7,10 @@
 //! the accept policy, and submitting what is pending while it waits for
 //! the next events until a deadline. [`run`] is the loop:
 //!
-//! 1. dispatch the events (completions or readiness) into the core;
+//! 1. read the clock (once a pass) and dispatch the events (completions or
+//!    readiness) into the core;
 //! 2. drain the mailbox if it was signalled;
-//! 3. fire the deadlines that passed;
+//! 3. fire the deadlines that passed (shutdown, connects, connection timers);
 //! 4. bring accepting in line with the policy;
 //! 5. exit once stopped with nothing live or in flight;
 //! 6. wait for events until the nearest deadline.
@@ -21,10 +22,12 @@ use std::time::Instant;
 
 use crate::buffer::BufPool;
 use crate::driver::acceptor::{self, Acceptor};
+use crate::driver::admission::Admission;
 use crate::driver::backend::Backend;
 use crate::driver::connector::Connector;
 use crate::driver::core::Core;
 use crate::driver::door;
+use crate::driver::limits::Limits;
 use crate::driver::mailbox::{Command, Mailbox};
 use crate::driver::stats::ThreadStats;
 use crate::driver::timers::Timers;
@@ -38,6 +41,8 @@ pub(crate) struct ThreadConfig {
     pub ring_buffers: u16,
     pub ring_entries: u32,
     pub nodelay: bool,
+    /// Write limits and timeouts for every connection.
+    pub limits: Limits,
 }
 
 /// Everything an IO thread is started with.
@@ -50,6 +55,8 @@ pub(crate) struct ThreadCtx<H: Handler> {
     pub listener: Option<TcpListener>,
     pub config: ThreadConfig,
     pub stats: Arc<ThreadStats>,
+    /// The server's connection limits (accepted connections only).
+    pub admission: Arc<Admission>,
 }
 
 impl<H: Handler> ThreadCtx<H> {
@@ -62,14 +69,20 @@ impl<H: Handler> ThreadCtx<H> {
             Arc::clone(&self.mailboxes[self.index]),
             self.index,
             self.config.max_pooled_conns.div_ceil(threads),
+            self.config.limits,
         );
         core.stats = Arc::clone(&self.stats);
+        core.admission = Some(Arc::clone(&self.admission));
         IoThread {
             core,
-            acceptor: self
-                .listener
-                .as_ref()
-                .map(|l| Acceptor::new(Arc::clone(&self.mailboxes), self.config.nodelay, l)),
+            acceptor: self.listener.as_ref().map(|l| {
+                Acceptor::new(
+                    Arc::clone(&self.mailboxes),
+                    self.config.nodelay,
+                    l,
+                    Arc::clone(&self.admission),
+                )
+            }),
             connector: Connector::new(self.config.nodelay),
             timers: Timers::default(),
             mail: true,
@@ -123,12 +136,14 @@ pub(crate) fn run<H: Handler, E: Engine>(
 
 fn run_loop<H: Handler, E: Engine>(engine: &mut E, th: &mut IoThread<H, E::Io>) -> io::Result<()> {
     loop {
+        let now = Instant::now();
+        th.core.set_now(now);
         engine.dispatch(th);
         if th.mail {
             th.mail = false;
             th.drain_mailbox(engine);
         }
-        th.expire(engine, Instant::now());
+        th.expire(engine, now);
         engine.sync_accept(th);
         if th.is_done() && engine.is_quiet() {
             return Ok(());
@@ -146,11 +161,15 @@ impl<H: Handler, I> IoThread<H, I> {
     /// The nearest deadline the thread keeps.
     pub fn next_deadline(&self) -> Option<Instant> {
         let backoff = self.acceptor.as_ref().and_then(Acceptor::timer);
-        self.timers.nearest([backoff, self.connector.timer()])
+        let wheel = self.core.wheel.next_deadline();
+        self.timers
+            .nearest([backoff, self.connector.timer(), wheel])
     }
 
-    /// Fire what is due at `now`: the shutdown deadline, connect timeouts.
+    /// Fire what is due at `now`: the shutdown deadline, connect timeouts,
+    /// connection timers.
     fn expire<B: Backend<Io = I>>(&mut self, be: &mut B, now: Instant) {
+        self.core.fire_timers(be, now);
         if self.timers.stop_due(now, self.core.live()) {
             tracing::info!(
                 live = self.core.live(),

@@ -12,21 +12,27 @@
 //! | `mailbox.rs` | the cross-thread command queue and its eventfd wake-up |
 //! | `acceptor.rs` | the accept policy: pause, EMFILE back-off, `TCP_NODELAY`, round-robin |
 //! | `connector.rs` | outbound connects: non-blocking connect, writability, timeout |
-//! | `timers.rs` | the thread's deadlines; the nearest bounds the loop's wait |
+//! | `timers.rs` | the thread's deadlines (the nearest bounds the loop's wait); connection timers fired |
+//! | `wheel.rs` | the hashed timer wheel holding the connections' timers |
+//! | `limits.rs` | write watermarks, caps and timeouts; the thread's write accounting |
+//! | `admission.rs` | the caps on connections, in total and per client address |
 //! | `key.rs` | slot index + generation |
 //! | `stats.rs` | per-thread counters |
 //!
 //! Nothing here is `unsafe`; the kernel-facing code is in `engine/`.
 
 pub(crate) mod acceptor;
+pub(crate) mod admission;
 pub(crate) mod backend;
 pub(crate) mod connector;
 pub(crate) mod core;
 pub(crate) mod door;
 pub(crate) mod event_loop;
 pub(crate) mod key;
+pub(crate) mod limits;
 pub(crate) mod mailbox;
 mod reconcile;
 pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod timers;
+pub(crate) mod wheel;

@@ -15,7 +15,7 @@ use crate::driver::core::Core;
 use crate::driver::key::Key;
 use crate::driver::mailbox::ConnOp;
 use crate::driver::state::flags::*;
-use crate::driver::stats::ThreadStats;
+use crate::driver::stats::{CloseReason, ThreadStats};
 use crate::handler::Handler;
 use crate::lifecycle::Closing;
 
@@ -29,20 +29,28 @@ fn is_reset(err: &io::Error) -> bool {
 impl<H: Handler, I> Core<H, I> {
     /// Data arrived for `key`.
     pub fn on_data<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, buf: IoBuf) {
-        ThreadStats::add(&self.stats.bytes_read, buf.len() as u64);
         ThreadStats::add(&self.stats.reads, 1);
+        let now = self.now;
         let Some(e) = self.entry(key) else { return };
         if e.st
             .has(READ_SHUT | CLOSE_PENDING | ABORT | RELEASING | PEER_EOF)
         {
             return; // nobody wants it any more; the buffer goes back to the pool
         }
-        if e.st.has(USER_PAUSED) || !e.st.stash.is_empty() {
+        e.st.last_active = now;
+        if e.st.has(Self::PAUSED) || !e.st.stash.is_empty() {
             e.st.stash.push_back(buf);
         } else {
-            self.call(key, |h, c, s| h.read_completed(c, s, buf));
+            self.deliver(key, buf);
         }
         self.kick(be, key);
+    }
+
+    /// Hand `buf` to the handler (counted as delivered).
+    #[inline]
+    fn deliver(&mut self, key: Key, buf: IoBuf) {
+        ThreadStats::add(&self.stats.bytes_read, buf.len() as u64);
+        self.call(key, |h, c, s| h.read_completed(c, s, buf));
     }
 
     pub fn on_eof<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
@@ -62,8 +70,10 @@ impl<H: Handler, I> Core<H, I> {
         }
         e.st.stash.clear();
         if is_reset(&err) {
+            e.st.close_for(CloseReason::Reset);
             self.call(key, |h, c, s| h.connection_reset(c, s, &err));
         } else {
+            e.st.close_for(CloseReason::Error);
             self.call(key, |h, c, s| h.connection_error(c, s, &err));
         }
         if let Some(e) = self.entry(key) {
@@ -88,7 +98,12 @@ impl<H: Handler, I> Core<H, I> {
         if e.st.has(RELEASING | ABORT) {
             return;
         }
-        e.st.wq_bytes = e.st.wq_bytes.saturating_sub(n);
+        let now = self.now;
+        let Some((e, budget)) = self.entry_budget(key) else {
+            return;
+        };
+        e.st.unreserve(n, budget);
+        e.st.last_active = now;
         ThreadStats::add(&self.stats.bytes_written, n as u64);
         ThreadStats::add(&self.stats.writes, 1);
         loop {
@@ -120,11 +135,13 @@ impl<H: Handler, I> Core<H, I> {
 
     /// An operation from another thread.
     pub fn on_op<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, op: ConnOp) {
-        let Some(e) = self.entry(key) else { return };
+        let Some((e, budget)) = self.entry_budget(key) else {
+            return;
+        };
         if e.st.has(RELEASING) {
             return;
         }
-        e.st.apply(op);
+        e.st.apply(op, budget);
         self.kick(be, key);
     }
 
@@ -142,10 +159,18 @@ impl<H: Handler, I> Core<H, I> {
                 return self.begin_close(be, key, CloseMode::Abortive);
             }
 
+            // Writability first: the handler may want to hold back.
+            if st.has(WRIT_CHANGED) {
+                st.clear(WRIT_CHANGED);
+                let writable = !st.has(UNWRITABLE);
+                self.call(key, |h, c, s| h.writability_changed(c, s, writable));
+                continue;
+            }
+
             // Reads: stashed data first, then end-of-stream, then the engine.
-            let deliver = !st.has(USER_PAUSED | CLOSE_PENDING);
+            let deliver = !st.has(Self::PAUSED | CLOSE_PENDING);
             if deliver && let Some(buf) = st.stash.pop_front() {
-                self.call(key, |h, c, s| h.read_completed(c, s, buf));
+                self.deliver(key, buf);
                 continue;
             }
             if deliver && st.has(PEER_EOF) && !st.has(EOF_NOTIFIED) {
@@ -153,7 +178,13 @@ impl<H: Handler, I> Core<H, I> {
                 self.call(key, |h, c, s| h.client_closed(c, s));
                 continue;
             }
-            let want_read = deliver && !st.has(PEER_EOF | READ_SHUT | STOPPING | SHUT_RD_PENDING);
+            // Held back by the write queue (not the handler), the engine
+            // may keep reading into the stash up to its slack: a short
+            // pause then costs no cancel and re-arm of the receive.
+            let held =
+                !deliver && !st.has(USER_PAUSED | CLOSE_PENDING) && st.stash.len() < B::PAUSE_SLACK;
+            let want_read =
+                (deliver || held) && !st.has(PEER_EOF | READ_SHUT | STOPPING | SHUT_RD_PENDING);
             if want_read != st.has(READING) {
                 if want_read {
                     st.set(READING);

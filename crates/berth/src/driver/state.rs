@@ -10,39 +10,49 @@ use std::sync::Arc;
 use crate::buffer::IoBuf;
 use crate::conn::{ConnError, ConnId, ConnShared, Shutdown, Sides};
 use crate::driver::key::Key;
+use crate::driver::limits::{OverflowPolicy, WriteBudget};
 use crate::driver::mailbox::ConnOp;
+use crate::driver::stats::CloseReason;
 
 /// The connection's flags: what the handler asked for, what the peer did,
 /// and what the engine is doing.
 pub(crate) mod flags {
     /// The handler paused reading.
-    pub const USER_PAUSED: u16 = 1 << 0;
+    pub const USER_PAUSED: u32 = 1 << 0;
     /// The engine is reading (asked with `start_read`).
-    pub const READING: u16 = 1 << 1;
+    pub const READING: u32 = 1 << 1;
     /// A write is in flight in the engine.
-    pub const WRITING: u16 = 1 << 2;
+    pub const WRITING: u32 = 1 << 2;
     /// The peer ended its stream.
-    pub const PEER_EOF: u16 = 1 << 3;
+    pub const PEER_EOF: u32 = 1 << 3;
     /// `client_closed` was called.
-    pub const EOF_NOTIFIED: u16 = 1 << 4;
+    pub const EOF_NOTIFIED: u32 = 1 << 4;
     /// `shutdown(Read)` waits for the write queue to empty.
-    pub const SHUT_RD_PENDING: u16 = 1 << 5;
+    pub const SHUT_RD_PENDING: u32 = 1 << 5;
     /// `shutdown(Write)` waits for the write queue to empty.
-    pub const SHUT_WR_PENDING: u16 = 1 << 6;
-    pub const READ_SHUT: u16 = 1 << 7;
-    pub const WRITE_SHUT: u16 = 1 << 8;
+    pub const SHUT_WR_PENDING: u32 = 1 << 6;
+    pub const READ_SHUT: u32 = 1 << 7;
+    pub const WRITE_SHUT: u32 = 1 << 8;
     /// A graceful close waits for the write queue to empty.
-    pub const CLOSE_PENDING: u16 = 1 << 9;
+    pub const CLOSE_PENDING: u32 = 1 << 9;
     /// Close abortively at the next reconciliation.
-    pub const ABORT: u16 = 1 << 10;
+    pub const ABORT: u32 = 1 << 10;
     /// `closing` had its one chance.
-    pub const CLOSING_CALLED: u16 = 1 << 11;
+    pub const CLOSING_CALLED: u32 = 1 << 11;
     /// `closing` returned `Handled`: a handle closes the connection.
-    pub const HANDED_OFF: u16 = 1 << 12;
+    pub const HANDED_OFF: u32 = 1 << 12;
     /// The server is shutting down.
-    pub const STOPPING: u16 = 1 << 13;
+    pub const STOPPING: u32 = 1 << 13;
     /// The engine is closing the connection; nothing else happens to it.
-    pub const RELEASING: u16 = 1 << 14;
+    pub const RELEASING: u32 = 1 << 14;
+    /// More than the high watermark is queued: not writable.
+    pub const UNWRITABLE: u32 = 1 << 15;
+    /// Writability changed: `writability_changed` is due.
+    pub const WRIT_CHANGED: u32 = 1 << 16;
+    /// A frame or user timer was set: the wheel needs an entry.
+    pub const TIMERS_DIRTY: u32 = 1 << 17;
+    /// Accepted: holds a place in the admission limits until released.
+    pub const ADMITTED: u32 = 1 << 18;
 }
 use flags::*;
 
@@ -58,7 +68,13 @@ pub(crate) struct ConnState {
     pub wq_bytes: usize,
     /// Data received while reading was paused, delivered on resume.
     pub stash: VecDeque<IoBuf>,
-    pub flags: u16,
+    pub flags: u32,
+    /// Why the connection closes, once known (the first reason wins).
+    pub close_reason: Option<CloseReason>,
+    /// The wheel's tick when bytes last moved either way.
+    pub last_active: u32,
+    /// The connection's timers (`timers.rs`).
+    pub timers: ConnTimers,
     /// Generations of handles not yet known to be gone. A generation
     /// starts when [`Conn::handle`](crate::Conn::handle) finds no handle
     /// alive, and ends when the `Released` its last drop queued is applied,
@@ -80,6 +96,9 @@ impl ConnState {
             wq_bytes: 0,
             stash: VecDeque::new(),
             flags: 0,
+            close_reason: None,
+            last_active: 0,
+            timers: ConnTimers::default(),
             handle_gens: 0,
             shared: None,
         }
@@ -94,23 +113,30 @@ impl ConnState {
         self.peer = peer;
         self.wq_bytes = 0;
         self.flags = 0;
+        self.close_reason = None;
+        self.timers = ConnTimers::default();
         self.handle_gens = 0;
         self.shared = None;
     }
 
     #[inline]
-    pub fn has(&self, f: u16) -> bool {
+    pub fn has(&self, f: u32) -> bool {
         self.flags & f != 0
     }
 
     #[inline]
-    pub fn set(&mut self, f: u16) {
+    pub fn set(&mut self, f: u32) {
         self.flags |= f;
     }
 
     #[inline]
-    pub fn clear(&mut self, f: u16) {
+    pub fn clear(&mut self, f: u32) {
         self.flags &= !f;
+    }
+
+    /// Record why the connection closes, unless a reason is already known.
+    pub fn close_for(&mut self, reason: CloseReason) {
+        self.close_reason.get_or_insert(reason);
     }
 
     /// Whether new operations are refused because the connection is going away.
@@ -130,7 +156,7 @@ impl ConnState {
         let closing = self.is_closing();
         let read = !closing && !self.has(PEER_EOF | SHUT_RD_PENDING | READ_SHUT);
         let write = !closing && !self.has(SHUT_WR_PENDING | WRITE_SHUT);
-        Sides::open(read, write)
+        Sides::open(read, write, !self.has(UNWRITABLE))
     }
 
     /// Tell the handles (if any) which sides are connected. Called where
@@ -142,7 +168,7 @@ impl ConnState {
     }
 
     /// Mark a flag that closes a side, and tell the handles.
-    pub fn set_and_publish(&mut self, f: u16) {
+    pub fn set_and_publish(&mut self, f: u32) {
         self.set(f);
         self.publish();
     }
@@ -157,10 +183,59 @@ impl ConnState {
         }
     }
 
-    pub fn push_write(&mut self, buf: IoBuf) -> Result<(), ConnError> {
+    /// Whether `n` more bytes may be queued: the connection is open for
+    /// writing and the queue (and the thread's share of the server-wide
+    /// cap) has room. Past the room the policy applies: the write is
+    /// refused, and with [`OverflowPolicy::Close`] the connection is reset.
+    #[inline]
+    pub fn reserve(&mut self, n: usize, budget: &mut WriteBudget) -> Result<(), ConnError> {
         self.check_writable()?;
+        if !budget.fits(self.wq_bytes, n) {
+            return Err(self.overflow(n, budget));
+        }
+        self.wq_bytes += n;
+        budget.queued += n;
+        if self.wq_bytes > budget.limits.high_water && !self.has(UNWRITABLE) {
+            self.set(UNWRITABLE | WRIT_CHANGED);
+            self.publish();
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn overflow(&mut self, n: usize, budget: &WriteBudget) -> ConnError {
+        tracing::warn!(
+            conn = %self.id,
+            peer = %self.peer,
+            queued = self.wq_bytes,
+            write = n,
+            thread_queued = budget.queued,
+            policy = ?budget.limits.policy,
+            "write queue limit reached"
+        );
+        if budget.limits.policy == OverflowPolicy::Close {
+            self.close_for(CloseReason::Limit);
+            self.set_and_publish(ABORT);
+        }
+        ConnError::WriteQueueFull
+    }
+
+    /// `n` queued bytes were written (or dropped): update the accounting
+    /// and the writability.
+    #[inline]
+    pub fn unreserve(&mut self, n: usize, budget: &mut WriteBudget) {
+        self.wq_bytes = self.wq_bytes.saturating_sub(n);
+        budget.queued = budget.queued.saturating_sub(n);
+        if self.has(UNWRITABLE) && self.wq_bytes <= budget.limits.low_water {
+            self.clear(UNWRITABLE);
+            self.set(WRIT_CHANGED);
+            self.publish();
+        }
+    }
+
+    pub fn push_write(&mut self, buf: IoBuf, budget: &mut WriteBudget) -> Result<(), ConnError> {
+        self.reserve(buf.len(), budget)?;
         if !buf.is_empty() {
-            self.wq_bytes += buf.len();
             // Consecutive slices of one block (frames cut from one read)
             // go out as one buffer: fewer, larger sends, still no copy. A
             // send in flight keeps the pointer and length it was given.
@@ -190,11 +265,11 @@ impl ConnState {
     }
 
     /// Apply an operation carried from another thread.
-    pub fn apply(&mut self, op: ConnOp) {
+    pub fn apply(&mut self, op: ConnOp, budget: &mut WriteBudget) {
         // A refused operation from another thread has no caller left to
         // tell; its buffer is simply dropped back to the pool.
         let _ = match op {
-            ConnOp::Write(buf) => self.push_write(buf),
+            ConnOp::Write(buf) => self.push_write(buf, budget),
             ConnOp::Shutdown(how) => self.request_shutdown(how),
             ConnOp::Close => {
                 self.request_close();
@@ -220,17 +295,31 @@ impl ConnState {
     }
 }
 
+/// A connection's timers, in wheel ticks (0: none). For each timer, `at`
+/// is when it is due and `sched` when its entry in the wheel is; a timer
+/// moved later keeps its entry, which reschedules itself when it comes
+/// (`Core::fire_timers`), so resetting a timer costs no wheel operation.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ConnTimers {
+    pub idle_sched: u32,
+    pub frame_at: u32,
+    pub frame_sched: u32,
+    pub user_at: u32,
+    pub user_sched: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::buffer::BufPool;
     use crate::conn::{Conn, ConnEnv};
+    use crate::driver::limits::Limits;
     use crate::driver::mailbox::{Command, Mailbox};
 
-    fn apply_all(st: &mut ConnState, mailbox: &Mailbox) {
+    fn apply_all(st: &mut ConnState, mailbox: &Mailbox, budget: &mut WriteBudget) {
         while let Some(cmd) = mailbox.pop() {
             if let Command::Conn { op, .. } = cmd {
-                st.apply(op);
+                st.apply(op, budget);
             }
         }
     }
@@ -247,12 +336,15 @@ mod tests {
             generation: 0,
         };
         let mut st = ConnState::new(ConnId(1), key, "127.0.0.1:9".parse().unwrap());
+        let mut budget = WriteBudget::new(Limits::unlimited());
         let mut handle = || {
             let mut conn = Conn {
                 st: &mut st,
                 env: ConnEnv {
                     pool: &pool,
                     mailbox: &mailbox,
+                    budget: &mut budget,
+                    now: 0,
                 },
             };
             conn.handle()
@@ -270,13 +362,13 @@ mod tests {
             }
         ));
         if let Command::Conn { op, .. } = first {
-            st.apply(op);
+            st.apply(op, &mut budget);
         }
         assert!(
             st.handles_held(),
             "the second handle's operations are still queued"
         );
-        apply_all(&mut st, &mailbox);
+        apply_all(&mut st, &mailbox, &mut budget);
         assert!(!st.handles_held());
         assert_eq!(st.wq_bytes, 5);
     }

@@ -1,9 +1,28 @@
 //! The deadlines an IO thread keeps, and the nearest of them, which bounds
-//! the loop's wait: no deadline, no wake-up. Today: the shutdown deadline
-//! (here), connect timeouts (the connector) and the accept back-off (the
-//! acceptor). Per-connection timers (idle and frame timeouts) belong here.
+//! the loop's wait: no deadline, no wake-up. The shutdown deadline (here),
+//! connect timeouts (the connector), the accept back-off (the acceptor),
+//! and the connections' timers in the wheel (`wheel.rs`), fired here.
+//!
+//! Each connection has three timers: idle (no bytes either way), frame (a
+//! frame begun and not finished) and the handler's own. None costs a wheel
+//! operation per message: bytes moving only store the tick in
+//! `last_active`, and an idle entry that comes due early (bytes moved since
+//! it was scheduled) reschedules itself for `last_active + idle`. A frame
+//! or user timer moved later keeps its entry the same way. A timer that
+//! runs out calls the handler's `timed_out` and, by default, closes the
+//! connection through the normal close path (never an io_uring linked
+//! timeout, which could cancel a receive whose bytes would then be lost).
 
 use std::time::Instant;
+
+use crate::driver::backend::Backend;
+use crate::driver::core::Core;
+use crate::driver::key::Key;
+use crate::driver::state::{ConnState, flags::*};
+use crate::driver::stats::CloseReason;
+use crate::driver::wheel::{Due, TimerKind, Wheel};
+use crate::handler::Handler;
+use crate::lifecycle::Timeout;
 
 /// The thread's own deadlines.
 #[derive(Debug, Default)]
@@ -36,6 +55,107 @@ impl Timers {
     pub fn nearest(&self, others: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
         let stop = self.stop_at.filter(|_| !self.stop_fired);
         others.into_iter().chain([stop]).flatten().min()
+    }
+}
+
+/// Give the connection's frame and user timers the wheel entries they
+/// need after a callback set them (`TIMERS_DIRTY`).
+#[cold]
+pub(crate) fn schedule(st: &mut ConnState, key: Key, wheel: &mut Wheel) {
+    st.clear(TIMERS_DIRTY);
+    let t = &mut st.timers;
+    if t.frame_at != 0 && (t.frame_sched == 0 || t.frame_sched > t.frame_at) {
+        t.frame_sched = t.frame_at;
+        wheel.insert(key, TimerKind::Frame, t.frame_at);
+    }
+    if t.user_at != 0 && (t.user_sched == 0 || t.user_sched > t.user_at) {
+        t.user_sched = t.user_at;
+        wheel.insert(key, TimerKind::User, t.user_at);
+    }
+}
+
+impl<H: Handler, I> Core<H, I> {
+    /// Fire every connection timer due at `now`.
+    pub fn fire_timers<B: Backend<Io = I>>(&mut self, be: &mut B, now: Instant) {
+        if self.wheel.len() == 0 {
+            return;
+        }
+        let mut due = std::mem::take(&mut self.due);
+        self.wheel.advance(now, |d| due.push(d));
+        for d in due.drain(..) {
+            self.fire(be, d);
+        }
+        self.due = due;
+    }
+
+    fn fire<B: Backend<Io = I>>(&mut self, be: &mut B, d: Due) {
+        let now = self.wheel.now();
+        let idle = self.budget.limits.idle_timeout.map(Wheel::ticks);
+        let Some((e, wheel)) = self.entry_wheel(d.key) else {
+            return;
+        };
+        if e.st.has(RELEASING) {
+            return;
+        }
+        let t = &mut e.st.timers;
+        let which = match d.kind {
+            TimerKind::Idle => {
+                let Some(idle) = idle.filter(|_| t.idle_sched == d.at) else {
+                    return; // stale
+                };
+                let at = e.st.last_active.saturating_add(idle);
+                if at > now {
+                    t.idle_sched = at; // bytes moved since: not idle yet
+                    wheel.insert(d.key, TimerKind::Idle, at);
+                    return;
+                }
+                // Again in one idle period, in case the handler keeps it.
+                t.idle_sched = now.saturating_add(idle);
+                wheel.insert(d.key, TimerKind::Idle, t.idle_sched);
+                if e.st.has(CLOSE_PENDING) {
+                    // Asked to close an idle period ago and still not done:
+                    // the peer reads nothing. Reset it.
+                    e.st.close_for(CloseReason::Timeout);
+                    e.st.set(ABORT);
+                    return self.kick(be, d.key);
+                }
+                Timeout::Idle
+            }
+            TimerKind::Frame | TimerKind::User => {
+                let (at, sched) = if d.kind == TimerKind::Frame {
+                    (&mut t.frame_at, &mut t.frame_sched)
+                } else {
+                    (&mut t.user_at, &mut t.user_sched)
+                };
+                if *sched != d.at {
+                    return; // stale: a later entry stands for the timer
+                }
+                *sched = 0;
+                if *at == 0 {
+                    return; // cancelled
+                }
+                if *at > now {
+                    *sched = *at; // moved later
+                    let at = *at;
+                    wheel.insert(d.key, d.kind, at);
+                    return;
+                }
+                *at = 0;
+                if d.kind == TimerKind::Frame {
+                    Timeout::Frame
+                } else {
+                    Timeout::User
+                }
+            }
+        };
+        tracing::debug!(conn = %e.st.id, peer = %e.st.peer, ?which, "timed out");
+        self.call(d.key, |h, c, s| h.timed_out(c, s, which));
+        if let Some(e) = self.entry(d.key)
+            && e.st.is_closing()
+        {
+            e.st.close_for(CloseReason::Timeout);
+        }
+        self.kick(be, d.key);
     }
 }
 

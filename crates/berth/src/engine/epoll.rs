@@ -91,6 +91,7 @@ impl Backend for Epoll {
     type Io = EpollIo;
     // mio's accept creates sockets non-blocking (accept4, SOCK_NONBLOCK).
     const NONBLOCKING: bool = true;
+    const PAUSE_SLACK: usize = 0;
 
     fn adopt_io(&mut self, stream: TcpStream) -> io::Result<EpollIo> {
         Ok(EpollIo {

@@ -1,11 +1,15 @@
 //! [`ServerBuilder`]: every setting of a server, with safe defaults.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::buffer::BufPool;
 
+use crate::driver::admission::{Admission, default_max_connections};
 use crate::driver::door;
 use crate::driver::event_loop::ThreadConfig;
+use crate::driver::limits::{Limits, OverflowPolicy};
 use crate::engine::{EngineChoice, EngineKind, probe_uring, sys};
 use crate::error::Error;
 use crate::handler::Handler;
@@ -26,6 +30,10 @@ impl Server<()> {
     }
 }
 
+/// The default cap on outgoing bytes queued across all of a server's
+/// connections ([`ServerBuilder::max_buffered`]): 512 MiB.
+pub const DEFAULT_MAX_BUFFERED: usize = 512 << 20;
+
 /// Configures and starts a [`Server`]. Every setting has a safe default.
 #[derive(Debug)]
 pub struct ServerBuilder {
@@ -40,6 +48,10 @@ pub struct ServerBuilder {
     ring_buffers: Option<u16>,
     ring_entries: u32,
     nodelay: bool,
+    limits: Limits,
+    max_buffered: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<u32>,
 }
 
 impl Default for ServerBuilder {
@@ -56,6 +68,10 @@ impl Default for ServerBuilder {
             ring_buffers: None,
             ring_entries: 1024,
             nodelay: true,
+            limits: Limits::unlimited(),
+            max_buffered: None,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 }
@@ -163,6 +179,100 @@ impl ServerBuilder {
         self
     }
 
+    /// Above this many queued outgoing bytes a connection is not writable
+    /// ([`Conn::is_writable`](crate::Conn::is_writable),
+    /// [`Lifecycle::writability_changed`](crate::Lifecycle::writability_changed));
+    /// by default its reads are held back meanwhile. Default 64 KiB.
+    pub fn write_high_water(mut self, bytes: usize) -> Self {
+        self.limits.high_water = bytes;
+        self
+    }
+
+    /// At or below this many queued bytes a connection that was not
+    /// writable is writable again. Default 32 KiB.
+    pub fn write_low_water(mut self, bytes: usize) -> Self {
+        self.limits.low_water = bytes;
+        self
+    }
+
+    /// The most bytes one connection may have queued for writing; a write
+    /// past it is refused and, with the default [`OverflowPolicy::Close`],
+    /// the connection reset. Default 4 MiB.
+    pub fn max_write_queue(mut self, bytes: usize) -> Self {
+        self.limits.max_write_queue = bytes;
+        self
+    }
+
+    /// What happens to a write past [`ServerBuilder::max_write_queue`] or
+    /// [`ServerBuilder::max_buffered`]. Default [`OverflowPolicy::Close`].
+    pub fn write_overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.limits.policy = policy;
+        self
+    }
+
+    /// The most outgoing bytes queued across every connection; each IO
+    /// thread holds an equal share. Default [`DEFAULT_MAX_BUFFERED`].
+    pub fn max_buffered(mut self, bytes: usize) -> Self {
+        self.max_buffered = Some(bytes);
+        self
+    }
+
+    /// The most connections open at once; one more is closed at accept
+    /// (after [`Lifecycle::refusal`](crate::Lifecycle::refusal)). Default:
+    /// the process's open-files limit less a reserve
+    /// ([`default_max_connections`](crate::default_max_connections)).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// The most connections open at once from one client address. Default:
+    /// no such limit.
+    pub fn max_connections_per_ip(mut self, n: u32) -> Self {
+        self.max_connections_per_ip = Some(n);
+        self
+    }
+
+    /// Close a connection on which no byte moved either way for `after`
+    /// ([`Lifecycle::timed_out`](crate::Lifecycle::timed_out) with
+    /// [`Timeout::Idle`](crate::Timeout::Idle)). Default: none.
+    pub fn idle_timeout(mut self, after: Duration) -> Self {
+        self.limits.idle_timeout = Some(after);
+        self
+    }
+
+    /// For framed servers ([`Framed`](crate::Framed)): close a connection
+    /// whose frame (or line) is not complete `after` its first byte
+    /// arrived ([`Timeout::Frame`](crate::Timeout::Frame)), so a peer
+    /// dribbling bytes cannot hold a connection. Default: none.
+    pub fn frame_timeout(mut self, after: Duration) -> Self {
+        self.limits.frame_timeout = Some(after);
+        self
+    }
+
+    fn check_limits(&self) -> Result<(), Error> {
+        let l = &self.limits;
+        if l.low_water > l.high_water {
+            return Err(Error::Limits("the low watermark is above the high one"));
+        }
+        if l.high_water > l.max_write_queue {
+            return Err(Error::Limits("the high watermark is above max_write_queue"));
+        }
+        if self.max_connections == Some(0) || self.max_connections_per_ip == Some(0) {
+            return Err(Error::Limits("a connection limit of 0 admits nothing"));
+        }
+        if [l.idle_timeout, l.frame_timeout].contains(&Some(Duration::ZERO)) {
+            return Err(Error::Limits("a timeout of 0"));
+        }
+        Ok(())
+    }
+
+    /// The server's connection limits.
+    fn admission(&self) -> Arc<Admission> {
+        let total = self.max_connections.unwrap_or_else(default_max_connections);
+        Arc::new(Admission::new(total, self.max_connections_per_ip))
+    }
+
     fn resolve_engine(&self) -> Result<EngineKind, Error> {
         let choice = match self.engine {
             Some(c) => c,
@@ -192,6 +302,7 @@ impl ServerBuilder {
     /// Bind, start the IO threads, and start accepting.
     pub fn start<H: Handler>(mut self, handler: H) -> Result<Server<H>, Error> {
         sys::ignore_sigpipe();
+        self.check_limits()?;
         let engine = self.resolve_engine()?;
         let listener = match self.listener.take() {
             Some(source) => source
@@ -212,6 +323,7 @@ impl ServerBuilder {
             self.io_threads,
             BufPool::new(self.buffer_size, self.max_pooled_buffers),
             config,
+            self.admission(),
         )?;
         tracing::info!(addr = %local_addr, %engine, io_threads = rt.threads.len(), buffer_size, "listening");
         door::server_event(
@@ -228,6 +340,7 @@ impl ServerBuilder {
     /// only ([`Client::connect`]). The listening settings are ignored.
     pub fn start_client<H: Handler>(self, handler: H) -> Result<Client<H>, Error> {
         sys::ignore_sigpipe();
+        self.check_limits()?;
         let engine = self.resolve_engine()?;
         let config = self.thread_config();
         let rt = Runtime::launch(
@@ -237,6 +350,7 @@ impl ServerBuilder {
             self.io_threads,
             BufPool::new(self.buffer_size, self.max_pooled_buffers),
             config,
+            self.admission(),
         )?;
         tracing::debug!(%engine, io_threads = rt.threads.len(), "client started");
         Ok(Client::new(rt))
@@ -251,6 +365,13 @@ impl ServerBuilder {
                 .unwrap_or_else(|| default_ring_buffers(self.buffer_size)),
             ring_entries: self.ring_entries,
             nodelay: self.nodelay,
+            limits: Limits {
+                thread_buffered: self
+                    .max_buffered
+                    .unwrap_or(DEFAULT_MAX_BUFFERED)
+                    .div_ceil(self.io_threads.max(1)),
+                ..self.limits
+            },
         }
     }
 }

@@ -8,6 +8,9 @@ mod builder;
 mod handle;
 mod runtime;
 
-pub use builder::{DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, ServerBuilder, bind, default_ring_buffers};
+pub use builder::{
+    DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_BUFFERED, ServerBuilder, bind,
+    default_ring_buffers,
+};
 pub use handle::{ServerHandle, ServerStats, ShuttingDown};
 pub use runtime::{Client, Server};

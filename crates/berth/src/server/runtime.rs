@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::buffer::BufPool;
+use crate::driver::admission::Admission;
 use crate::driver::door;
 use crate::driver::event_loop::{ThreadConfig, ThreadCtx};
 use crate::driver::mailbox::Mailbox;
@@ -41,6 +42,7 @@ impl<H: Handler> Runtime<H> {
         io_threads: usize,
         pool: BufPool,
         config: ThreadConfig,
+        admission: Arc<Admission>,
     ) -> Result<Runtime<H>, Error> {
         let handler = Arc::new(handler);
         let mailboxes: Arc<[Arc<Mailbox>]> = (0..io_threads)
@@ -64,6 +66,7 @@ impl<H: Handler> Runtime<H> {
                 listener: if index == 0 { listener.take() } else { None },
                 config: config.clone(),
                 stats: thread_stats,
+                admission: Arc::clone(&admission),
             };
             let ready = ready_tx.clone();
             let spawned = std::thread::Builder::new()

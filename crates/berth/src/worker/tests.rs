@@ -11,6 +11,7 @@ use super::*;
 use crate::buffer::BufPool;
 use crate::conn::ConnEnv;
 use crate::driver::key::Key;
+use crate::driver::limits::{Limits, WriteBudget};
 use crate::driver::mailbox::{Command, ConnOp, Mailbox};
 use crate::driver::state::ConnState;
 
@@ -25,6 +26,7 @@ struct Fake {
     st: ConnState,
     pool: BufPool,
     mailbox: Arc<Mailbox>,
+    budget: WriteBudget,
 }
 
 impl Fake {
@@ -40,6 +42,7 @@ impl Fake {
             ),
             pool: BufPool::new(64, 4),
             mailbox: Arc::new(Mailbox::new(true).unwrap()),
+            budget: WriteBudget::new(Limits::unlimited()),
         }
     }
 
@@ -50,6 +53,8 @@ impl Fake {
             env: ConnEnv {
                 pool: &self.pool,
                 mailbox: &self.mailbox,
+                budget: &mut self.budget,
+                now: 0,
             },
         };
         f(&mut conn)

@@ -155,6 +155,7 @@ impl Backend for Ring {
     // io_uring wants the file itself blocking (it never blocks the thread
     // either way); the multishot accept leaves out SOCK_NONBLOCK.
     const NONBLOCKING: bool = false;
+    const PAUSE_SLACK: usize = 4;
 
     fn adopt_io(&mut self, sock: TcpStream) -> io::Result<UringIo> {
         Ok(UringIo {
