@@ -15,6 +15,7 @@
 //! | `timers.rs` | the thread's deadlines; the nearest bounds the loop's wait |
 //! | `key.rs` | slot index + generation |
 //! | `stats.rs` | per-thread counters |
+//! | `tests/` | the rules above pinned against a fake engine, with no sockets |
 //!
 //! Nothing here is `unsafe`; the kernel-facing code is in `engine/`.
 
@@ -30,3 +31,6 @@ mod reconcile;
 pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod timers;
+
+#[cfg(test)]
+mod tests;
