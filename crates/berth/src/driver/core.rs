@@ -212,6 +212,7 @@ impl<H: Handler, I> Core<H, I> {
         // (which closes it, at once or with the engine's next submission),
         // the state is dropped.
         e.st.wq.clear();
+        e.st.wq_sent = None;
         e.st.stash.clear();
         e.st.shared = None;
         if let Some(io) = e.io.take() {

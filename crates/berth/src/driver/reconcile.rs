@@ -97,11 +97,30 @@ impl<H: Handler, I> Core<H, I> {
                 return;
             };
             if n < head.len() {
-                head.advance(n);
+                // Written in part: keep the written part aside (the rest
+                // stays at the front for the next send), to be rejoined
+                // with it once the whole buffer is written.
+                if n > 0 {
+                    let sent = head.split_to(n);
+                    match &mut e.st.wq_sent {
+                        Some(prefix) => {
+                            let joined = prefix.try_append(&sent);
+                            debug_assert!(joined, "written parts of one buffer are adjacent");
+                        }
+                        None => e.st.wq_sent = Some(sent),
+                    }
+                }
                 return;
             }
             n -= head.len();
-            let done = e.st.wq.pop_front().expect("front exists");
+            let mut done = e.st.wq.pop_front().expect("front exists");
+            if let Some(mut whole) = e.st.wq_sent.take() {
+                let joined = whole.try_append(&done);
+                debug_assert!(joined, "the written part and the rest are adjacent");
+                if joined {
+                    done = whole;
+                }
+            }
             self.call(key, |h, c, s| h.write_completed(c, s, done));
             if n == 0 {
                 return;

@@ -56,6 +56,10 @@ pub(crate) struct ConnState {
     /// they are neither popped nor changed until the write completes.
     pub wq: VecDeque<IoBuf>,
     pub wq_bytes: usize,
+    /// The part of the queue's head already written by partial writes,
+    /// rejoined with the rest when the head completes, so that
+    /// `write_completed` gets the whole buffer.
+    pub wq_sent: Option<IoBuf>,
     /// Data received while reading was paused, delivered on resume.
     pub stash: VecDeque<IoBuf>,
     pub flags: u16,
@@ -78,6 +82,7 @@ impl ConnState {
             peer,
             wq: VecDeque::new(),
             wq_bytes: 0,
+            wq_sent: None,
             stash: VecDeque::new(),
             flags: 0,
             handle_gens: 0,
@@ -88,7 +93,7 @@ impl ConnState {
     /// Reuse a pooled connection object for a new connection, keeping the
     /// queues' capacity.
     pub fn reset(&mut self, id: ConnId, key: Key, peer: SocketAddr) {
-        debug_assert!(self.wq.is_empty() && self.stash.is_empty());
+        debug_assert!(self.wq.is_empty() && self.wq_sent.is_none() && self.stash.is_empty());
         self.id = id;
         self.key = key;
         self.peer = peer;

@@ -142,7 +142,6 @@ fn adjacent_slices_of_one_block_go_out_as_one_buffer() {
 // kernel"; the seed's `WriteCompleted(pSocket, pBuffer)`).
 
 #[test]
-#[ignore = "the core keeps no rule here yet: after a partial write it reports only the unsent tail"]
 fn write_completed_gets_the_whole_buffer_after_partial_writes() {
     let mut h = Harness::new();
     h.script(|cb, conn, _| {
@@ -165,7 +164,6 @@ fn write_completed_gets_the_whole_buffer_after_partial_writes() {
 }
 
 #[test]
-#[ignore = "the core keeps no rule here yet: after a partial write it reports only the unsent tail"]
 fn write_completed_gets_the_whole_buffer_when_an_append_grew_the_write_in_flight() {
     let mut h = Harness::new();
     h.script(|cb, conn, handles| {
@@ -195,7 +193,6 @@ fn write_completed_gets_the_whole_buffer_when_an_append_grew_the_write_in_flight
 }
 
 #[test]
-#[ignore = "the core keeps no rule here yet: after a partial write it reports only the unsent tail"]
 fn write_completed_after_writes_completed_at_once_in_parts() {
     let mut h = Harness::new();
     h.script(|cb, conn, _| {
