@@ -30,9 +30,10 @@ pub(crate) enum CloseMode {
 ///   stream to `Core::on_eof` and failures to `Core::on_read_error`, until
 ///   `stop_read`; data already in flight when `stop_read` is called may
 ///   still arrive (the core keeps it in order).
-/// - `start_write` writes from the front of `queue` and reports the bytes
-///   written, either at once (`Some`) or later through `Core::on_write`;
-///   at most one write is in flight per connection.
+/// - `start_write` writes from the front of `queue`, skipping the first
+///   `sent` bytes of its head (written by earlier partial writes), and
+///   reports the bytes written, either at once (`Some`) or later through
+///   `Core::on_write`; at most one write is in flight per connection.
 /// - `close` ends every operation of the connection. It returns `true`
 ///   when the connection is released at once, otherwise the engine calls
 ///   `Core::released` later, exactly once, after the final completion of
@@ -86,12 +87,14 @@ pub(crate) trait Backend {
     fn start_read(&mut self, key: Key, io: &mut Self::Io);
     /// Stop delivering data (what is in flight may still arrive).
     fn stop_read(&mut self, key: Key, io: &mut Self::Io);
-    /// Write from the front of `queue`; `Some` if done at once.
+    /// Write from the front of `queue`, after the head's first `sent`
+    /// bytes (always fewer than the head holds); `Some` if done at once.
     fn start_write(
         &mut self,
         key: Key,
         io: &mut Self::Io,
         queue: &VecDeque<IoBuf>,
+        sent: usize,
     ) -> Option<io::Result<usize>>;
     /// Shut down one or both directions of the socket now.
     fn shutdown(&mut self, io: &mut Self::Io, how: std::net::Shutdown) -> io::Result<()>;

@@ -274,7 +274,6 @@ impl<H: Handler, I> Core<H, I> {
         entry.st.last_active = self.now;
         if let Some(idle) = self.budget.limits.idle_timeout {
             let at = self.now.saturating_add(Wheel::ticks(idle));
-            entry.st.timers.idle_sched = at;
             self.wheel.insert(key, TimerKind::Idle, at);
         }
         entry.io = Some(io);
@@ -325,6 +324,7 @@ impl<H: Handler, I> Core<H, I> {
         // (which closes it, at once or with the engine's next submission),
         // the state is dropped.
         e.st.wq.clear();
+        e.st.head_sent = 0;
         e.st.stash.clear();
         e.st.shared = None;
         if let Some(io) = e.io.take() {

@@ -18,6 +18,7 @@
 //! | `admission.rs` | the caps on connections, in total and per client address |
 //! | `key.rs` | slot index + generation |
 //! | `stats.rs` | per-thread counters |
+//! | `tests/` | the rules above pinned against a fake engine, with no sockets |
 //!
 //! Nothing here is `unsafe`; the kernel-facing code is in `engine/`.
 
@@ -36,3 +37,6 @@ pub(crate) mod state;
 pub(crate) mod stats;
 pub(crate) mod timers;
 pub(crate) mod wheel;
+
+#[cfg(test)]
+mod tests;

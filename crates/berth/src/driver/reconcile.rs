@@ -108,14 +108,18 @@ impl<H: Handler, I> Core<H, I> {
         ThreadStats::add(&self.stats.writes, 1);
         loop {
             let Some(e) = self.entry(key) else { return };
-            let Some(head) = e.st.wq.front_mut() else {
+            let Some(head) = e.st.wq.front() else {
                 return;
             };
-            if n < head.len() {
-                head.advance(n);
+            let left = head.len() - e.st.head_sent;
+            if n < left {
+                // Written in part: the next write starts after what was
+                // written; the head stays whole for `write_completed`.
+                e.st.head_sent += n;
                 return;
             }
-            n -= head.len();
+            n -= left;
+            e.st.head_sent = 0;
             let done = e.st.wq.pop_front().expect("front exists");
             self.call(key, |h, c, s| h.write_completed(c, s, done));
             if n == 0 {
@@ -197,7 +201,7 @@ impl<H: Handler, I> Core<H, I> {
 
             // Writes: one in flight at a time, from the front of the queue.
             if !st.wq.is_empty() && !st.has(WRITING) {
-                match be.start_write(key, io, &st.wq) {
+                match be.start_write(key, io, &st.wq, st.head_sent) {
                     Some(res) => {
                         self.write_done(be, key, res);
                         continue;

@@ -53,6 +53,8 @@ pub(crate) mod flags {
     pub const TIMERS_DIRTY: u32 = 1 << 17;
     /// Accepted: holds a place in the admission limits until released.
     pub const ADMITTED: u32 = 1 << 18;
+    /// The frame timer has its entry in the wheel.
+    pub const FRAME_QUEUED: u32 = 1 << 19;
 }
 use flags::*;
 
@@ -66,6 +68,10 @@ pub(crate) struct ConnState {
     /// they are neither popped nor changed until the write completes.
     pub wq: VecDeque<IoBuf>,
     pub wq_bytes: usize,
+    /// Bytes of the queue's head already written by partial writes: the
+    /// next write starts there, and the head stays whole so that
+    /// `write_completed` gets the whole buffer.
+    pub head_sent: usize,
     /// Data received while reading was paused, delivered on resume.
     pub stash: VecDeque<IoBuf>,
     pub flags: u32,
@@ -94,6 +100,7 @@ impl ConnState {
             peer,
             wq: VecDeque::new(),
             wq_bytes: 0,
+            head_sent: 0,
             stash: VecDeque::new(),
             flags: 0,
             close_reason: None,
@@ -112,6 +119,7 @@ impl ConnState {
         self.key = key;
         self.peer = peer;
         self.wq_bytes = 0;
+        self.head_sent = 0;
         self.flags = 0;
         self.close_reason = None;
         self.timers = ConnTimers::default();
@@ -295,15 +303,18 @@ impl ConnState {
     }
 }
 
-/// A connection's timers, in wheel ticks (0: none). For each timer, `at`
-/// is when it is due and `sched` when its entry in the wheel is; a timer
-/// moved later keeps its entry, which reschedules itself when it comes
-/// (`Core::fire_timers`), so resetting a timer costs no wheel operation.
+/// A connection's frame and user timers, in wheel ticks (0: none): when
+/// each is due and, for the user timer, when its entry in the wheel is. A
+/// timer moved later keeps its entry, which reschedules itself when it
+/// comes (`Core::fire_timers`), so resetting a timer costs no wheel
+/// operation. The idle and frame timers only ever move later (their
+/// timeout is fixed): the idle timer has exactly one entry from the
+/// connection's start (its deadline is `last_active` plus the idle
+/// timeout), and a flag (`FRAME_QUEUED`) says whether the frame timer's one
+/// entry is in the wheel.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct ConnTimers {
-    pub idle_sched: u32,
     pub frame_at: u32,
-    pub frame_sched: u32,
     pub user_at: u32,
     pub user_sched: u32,
 }

@@ -63,11 +63,13 @@ impl Timers {
 #[cold]
 pub(crate) fn schedule(st: &mut ConnState, key: Key, wheel: &mut Wheel) {
     st.clear(TIMERS_DIRTY);
-    let t = &mut st.timers;
-    if t.frame_at != 0 && (t.frame_sched == 0 || t.frame_sched > t.frame_at) {
-        t.frame_sched = t.frame_at;
-        wheel.insert(key, TimerKind::Frame, t.frame_at);
+    // The frame timer only moves later: an entry already queued comes
+    // first and reschedules itself.
+    if st.timers.frame_at != 0 && !st.has(FRAME_QUEUED) {
+        st.set(FRAME_QUEUED);
+        wheel.insert(key, TimerKind::Frame, st.timers.frame_at);
     }
+    let t = &mut st.timers;
     if t.user_at != 0 && (t.user_sched == 0 || t.user_sched > t.user_at) {
         t.user_sched = t.user_at;
         wheel.insert(key, TimerKind::User, t.user_at);
@@ -92,26 +94,22 @@ impl<H: Handler, I> Core<H, I> {
         let now = self.wheel.now();
         let idle = self.budget.limits.idle_timeout.map(Wheel::ticks);
         let Some((e, wheel)) = self.entry_wheel(d.key) else {
-            return;
+            return; // the connection is gone: a stale entry
         };
         if e.st.has(RELEASING) {
             return;
         }
-        let t = &mut e.st.timers;
         let which = match d.kind {
             TimerKind::Idle => {
-                let Some(idle) = idle.filter(|_| t.idle_sched == d.at) else {
-                    return; // stale
-                };
+                let Some(idle) = idle else { return };
                 let at = e.st.last_active.saturating_add(idle);
                 if at > now {
-                    t.idle_sched = at; // bytes moved since: not idle yet
+                    // Bytes moved since: not idle yet.
                     wheel.insert(d.key, TimerKind::Idle, at);
                     return;
                 }
                 // Again in one idle period, in case the handler keeps it.
-                t.idle_sched = now.saturating_add(idle);
-                wheel.insert(d.key, TimerKind::Idle, t.idle_sched);
+                wheel.insert(d.key, TimerKind::Idle, now.saturating_add(idle));
                 if e.st.has(CLOSE_PENDING) {
                     // Asked to close an idle period ago and still not done:
                     // the peer reads nothing. Reset it.
@@ -121,31 +119,37 @@ impl<H: Handler, I> Core<H, I> {
                 }
                 Timeout::Idle
             }
-            TimerKind::Frame | TimerKind::User => {
-                let (at, sched) = if d.kind == TimerKind::Frame {
-                    (&mut t.frame_at, &mut t.frame_sched)
-                } else {
-                    (&mut t.user_at, &mut t.user_sched)
-                };
-                if *sched != d.at {
-                    return; // stale: a later entry stands for the timer
+            TimerKind::Frame => {
+                e.st.clear(FRAME_QUEUED);
+                let at = e.st.timers.frame_at;
+                if at == 0 {
+                    return; // the frame completed
                 }
-                *sched = 0;
-                if *at == 0 {
-                    return; // cancelled
-                }
-                if *at > now {
-                    *sched = *at; // moved later
-                    let at = *at;
-                    wheel.insert(d.key, d.kind, at);
+                if at > now {
+                    // A later frame's deadline: its turn comes then.
+                    e.st.set(FRAME_QUEUED);
+                    wheel.insert(d.key, TimerKind::Frame, at);
                     return;
                 }
-                *at = 0;
-                if d.kind == TimerKind::Frame {
-                    Timeout::Frame
-                } else {
-                    Timeout::User
+                e.st.timers.frame_at = 0;
+                Timeout::Frame
+            }
+            TimerKind::User => {
+                let t = &mut e.st.timers;
+                if t.user_sched != d.at {
+                    return; // stale: a later entry stands for the timer
                 }
+                t.user_sched = 0;
+                if t.user_at == 0 {
+                    return; // cancelled
+                }
+                if t.user_at > now {
+                    t.user_sched = t.user_at; // moved later
+                    wheel.insert(d.key, TimerKind::User, t.user_at);
+                    return;
+                }
+                t.user_at = 0;
+                Timeout::User
             }
         };
         tracing::debug!(conn = %e.st.id, peer = %e.st.peer, ?which, "timed out");

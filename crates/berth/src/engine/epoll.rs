@@ -125,6 +125,7 @@ impl Backend for Epoll {
         _key: Key,
         io: &mut EpollIo,
         queue: &VecDeque<IoBuf>,
+        sent: usize,
     ) -> Option<io::Result<usize>> {
         if !io.writable {
             return None;
@@ -134,6 +135,7 @@ impl Backend for Epoll {
         for (slice, buf) in slices.iter_mut().zip(queue.iter()) {
             *slice = IoSlice::new(buf);
         }
+        slices[0] = IoSlice::new(&queue[0][sent..]);
         loop {
             return match io.sock.write_vectored(&slices[..n]) {
                 Ok(n) => Some(Ok(n)),

@@ -196,12 +196,15 @@ impl Backend for Ring {
         key: Key,
         io: &mut UringIo,
         queue: &VecDeque<IoBuf>,
+        sent: usize,
     ) -> Option<io::Result<usize>> {
         let fd = types::Fd(io.sock.as_raw_fd());
         let ud = user_data(K_SEND, key);
-        let sqe = if queue.len() == 1 || queue[0].len() >= 64 * 1024 {
-            let head = &queue[0];
-            opcode::Send::new(fd, head.as_ptr(), head.len() as u32)
+        // The head from its unwritten part on (earlier partial sends).
+        let head = &queue[0][sent..];
+        let sqe = if queue.len() == 1 || head.len() >= 64 * 1024 {
+            let len = u32::try_from(head.len()).unwrap_or(u32::MAX);
+            opcode::Send::new(fd, head.as_ptr(), len)
                 .flags(libc::MSG_NOSIGNAL)
                 .build()
                 .user_data(ud)
@@ -211,6 +214,8 @@ impl Backend for Ring {
                 iov.iov_base = buf.as_ptr() as *mut libc::c_void;
                 iov.iov_len = buf.len();
             }
+            io.iov[0].iov_base = head.as_ptr() as *mut libc::c_void;
+            io.iov[0].iov_len = head.len();
             io.msg.msg_iov = io.iov.as_mut_ptr();
             io.msg.msg_iovlen = n as _;
             opcode::SendMsg::new(fd, &io.msg)
