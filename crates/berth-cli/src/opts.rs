@@ -127,8 +127,15 @@ impl ServerOpts {
             .map_err(|e| e.to_string())?;
         let signal = signals.wait().map_err(|e| format!("signals: {e}"))?;
         tracing::info!(?signal, "draining connections");
+        let handle = server.handle();
         server.shutdown(Duration::from_secs(self.drain_timeout));
-        tracing::info!("stopped");
+        // The last line: the totals delivered to and written by the handler.
+        let stats = handle.stats();
+        tracing::info!(
+            bytes_in = stats.bytes_read,
+            bytes_out = stats.bytes_written,
+            "stopped"
+        );
         Ok(())
     }
 }

@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::driver::mailbox::{Command, Mailbox};
+use crate::driver::stats::{CloseReason, ThreadStats};
+use crate::engine::EngineKind;
 
 /// A `Send + Sync + Clone` handle to control a running server from any thread.
 #[derive(Clone, Debug)]
@@ -17,16 +19,55 @@ pub struct ServerHandle {
     /// Thread 0 accepts, and forwards `Stop` to the others once it has
     /// stopped accepting; without a listener every thread is told directly.
     accepting: bool,
+    /// Accepting was paused (and not resumed) through a handle.
+    paused: Arc<AtomicBool>,
+    stats: Arc<[Arc<ThreadStats>]>,
+    engine: EngineKind,
+    started: Instant,
 }
 
 impl ServerHandle {
-    pub(super) fn new(mailboxes: Arc<[Arc<Mailbox>]>, accepting: bool) -> Self {
+    pub(super) fn new(
+        mailboxes: Arc<[Arc<Mailbox>]>,
+        accepting: bool,
+        stats: Arc<[Arc<ThreadStats>]>,
+        engine: EngineKind,
+    ) -> Self {
         ServerHandle {
             mailboxes,
             stopping: Arc::new(AtomicBool::new(false)),
             next_connect: Arc::new(AtomicUsize::new(0)),
             accepting,
+            paused: Arc::new(AtomicBool::new(false)),
+            stats,
+            engine,
+            started: Instant::now(),
         }
+    }
+
+    /// Counters summed over the IO threads (read without stopping them).
+    pub fn stats(&self) -> ServerStats {
+        ServerStats::sum(&self.stats)
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> EngineKind {
+        self.engine
+    }
+
+    /// The number of IO threads.
+    pub fn io_threads(&self) -> usize {
+        self.mailboxes.len()
+    }
+
+    /// How long ago the server started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether accepting is paused ([`ServerHandle::pause_accepting`]).
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 
     fn acceptor(&self) -> &Mailbox {
@@ -35,11 +76,13 @@ impl ServerHandle {
 
     /// Stop accepting: new connections wait in the kernel backlog.
     pub fn pause_accepting(&self) {
+        self.paused.store(true, Ordering::Release);
         self.acceptor().push(Command::PauseAccept);
     }
 
     /// Accept again, starting with the connections that queued meanwhile.
     pub fn resume_accepting(&self) {
+        self.paused.store(false, Ordering::Release);
         self.acceptor().push(Command::ResumeAccept);
     }
 
@@ -129,12 +172,49 @@ pub struct ServerStats {
     /// (a gauge; always 0 on epoll). They count as in use in the pool's
     /// [`PoolStats`](crate::PoolStats).
     pub ring_buffers: u64,
+    /// Closed connections by why they closed, indexed by
+    /// [`CloseReason`] (`closed_by_reason[reason as usize]`; see
+    /// [`ServerStats::closed_for`]). They add up to `closed`.
+    pub closed_by_reason: [u64; 7],
+    /// Connections refused at accept because the server held
+    /// [`ServerBuilder::max_connections`](crate::ServerBuilder::max_connections)
+    /// (also counted as accepted and closed for [`CloseReason::Limit`]).
+    pub refused_max_connections: u64,
+    /// Connections refused because their address held
+    /// [`ServerBuilder::max_connections_per_ip`](crate::ServerBuilder::max_connections_per_ip).
+    pub refused_per_ip: u64,
 }
 
 impl ServerStats {
     /// Connections open now.
     pub fn open(&self) -> u64 {
         self.accepted.saturating_sub(self.closed)
+    }
+
+    /// Connections closed for `reason`.
+    pub fn closed_for(&self, reason: CloseReason) -> u64 {
+        self.closed_by_reason[reason as usize]
+    }
+
+    /// Sum the counters of the IO threads.
+    pub(super) fn sum(threads: &[Arc<ThreadStats>]) -> ServerStats {
+        let mut s = ServerStats::default();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        for t in threads {
+            s.accepted += get(&t.accepted);
+            s.closed += get(&t.closed);
+            s.bytes_read += get(&t.bytes_read);
+            s.bytes_written += get(&t.bytes_written);
+            s.reads += get(&t.reads);
+            s.writes += get(&t.writes);
+            s.ring_buffers += get(&t.ring_buffers);
+            for (sum, c) in s.closed_by_reason.iter_mut().zip(&t.closed_by) {
+                *sum += get(c);
+            }
+            s.refused_max_connections += get(&t.refused[0]);
+            s.refused_per_ip += get(&t.refused[1]);
+        }
+        s
     }
 }
 

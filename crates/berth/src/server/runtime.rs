@@ -3,7 +3,6 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -29,7 +28,6 @@ pub(super) struct Runtime<H> {
     pub(super) threads: Vec<JoinHandle<()>>,
     engine: EngineKind,
     pool: BufPool,
-    stats: Vec<Arc<ThreadStats>>,
 }
 
 impl<H: Handler> Runtime<H> {
@@ -50,14 +48,20 @@ impl<H: Handler> Runtime<H> {
             .collect::<io::Result<Vec<_>>>()
             .map_err(Error::Thread)?
             .into();
-        let control = ServerHandle::new(Arc::clone(&mailboxes), listener.is_some());
+        let stats: Arc<[Arc<ThreadStats>]> = (0..io_threads)
+            .map(|_| Arc::new(ThreadStats::default()))
+            .collect();
+        let control = ServerHandle::new(
+            Arc::clone(&mailboxes),
+            listener.is_some(),
+            Arc::clone(&stats),
+            engine,
+        );
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut listener = listener;
         let mut threads = Vec::new();
-        let mut stats = Vec::new();
-        for index in 0..io_threads {
-            let thread_stats = Arc::new(ThreadStats::default());
-            stats.push(Arc::clone(&thread_stats));
+        for (index, thread_stats) in stats.iter().enumerate() {
+            let thread_stats = Arc::clone(thread_stats);
             let ctx = ThreadCtx {
                 index,
                 handler: Arc::clone(&handler),
@@ -104,7 +108,6 @@ impl<H: Handler> Runtime<H> {
             threads,
             engine,
             pool,
-            stats,
         })
     }
 }
@@ -135,17 +138,7 @@ fn stop_and_join(control: &ServerHandle, threads: Vec<JoinHandle<()>>) {
 
 impl<H> Runtime<H> {
     fn stats(&self) -> ServerStats {
-        let mut s = ServerStats::default();
-        for t in &self.stats {
-            s.accepted += t.accepted.load(Ordering::Relaxed);
-            s.closed += t.closed.load(Ordering::Relaxed);
-            s.bytes_read += t.bytes_read.load(Ordering::Relaxed);
-            s.bytes_written += t.bytes_written.load(Ordering::Relaxed);
-            s.reads += t.reads.load(Ordering::Relaxed);
-            s.writes += t.writes.load(Ordering::Relaxed);
-            s.ring_buffers += t.ring_buffers.load(Ordering::Relaxed);
-        }
-        s
+        self.control.stats()
     }
 
     fn shutdown(mut self, deadline: Duration) {
