@@ -32,6 +32,7 @@ both_engines!(
     panic_in_every_server_event_is_logged_and_the_server_serves_on,
     panic_in_state_default_refuses_only_that_connection,
     panic_in_state_default_when_renewing_a_closed_connections_state_is_contained,
+    a_state_whose_drop_panics_does_not_stop_the_io_thread,
 );
 
 /// Every deliberate panic's message carries this; the panic hook stays
@@ -627,5 +628,65 @@ fn panic_in_state_default_when_renewing_a_closed_connections_state_is_contained(
     round_trip(&mut fresh, b"fresh");
     assert_eq!(default_sprung(&mut fresh), 1);
     drop((bystander, fresh, victim));
+    t.finish();
+}
+
+/// A connection state with a drop bomb, as a user might write to catch a
+/// session that was never used: dropping one that saw no data panics.
+#[derive(Default)]
+struct Bomb {
+    served: bool,
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if !self.served {
+            panic!("{MARKER} in State::drop");
+        }
+    }
+}
+
+/// An echo server whose connections' state is a `Bomb`.
+struct Bombs;
+
+impl Lifecycle for Bombs {
+    type State = Bomb;
+}
+
+impl Handler for Bombs {
+    fn read_completed(&self, conn: &mut Conn<'_>, state: &mut Bomb, buf: IoBuf) {
+        state.served = true;
+        conn.write_buf(buf).unwrap();
+    }
+}
+
+// Regression: a state dropped with a connection object that was not kept
+// for reuse, or with the objects kept when the IO thread ended, was
+// dropped outside the door, so its panic ended the IO thread (or, for a
+// second one during that unwinding, the process).
+fn a_state_whose_drop_panics_does_not_stop_the_io_thread(engine: EngineChoice) {
+    quiet_deliberate_panics();
+    let t = start_with(builder(engine).io_threads(1), Bombs);
+    let closed = |n| eventually(IO_TIMEOUT, || t.server().stats().closed == n);
+    // Served, then closed: the object is kept for reuse, its state renewed
+    // (the served one drops quietly; the fresh one is not served).
+    let mut a = t.connect();
+    round_trip(&mut a, b"a");
+    drop(a);
+    assert!(closed(1));
+    // This connection reuses that object and closes unserved. Renewing its
+    // state drops an unserved one: a panic, so the object is not kept, and
+    // the fresh state made meanwhile is dropped with it: another panic.
+    drop(t.connect());
+    assert!(closed(2));
+    // Both were contained: the IO thread serves on.
+    let mut c = t.connect();
+    let mut d = t.connect();
+    round_trip(&mut c, b"c");
+    round_trip(&mut d, b"d");
+    drop((c, d));
+    assert!(closed(4));
+    // Their objects are kept for reuse, with unserved states: each panics
+    // when the IO thread drops it at shutdown.
     t.finish();
 }
