@@ -2,16 +2,19 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use berth::codec::{
     Decoder, FrameError, InBuf, LengthFieldCodec, LengthWidth, LineCodec, LineEnding,
 };
 use berth::servers::PacketEcho;
 use berth::{
-    EngineChoice, FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn, IoBuf, Lifecycle,
+    Closing, Conn, EngineChoice, FrameErrorAction, FrameHandler, FrameRun, Framed, FramedConn,
+    IoBuf, Lifecycle,
 };
 use common::*;
 
@@ -25,6 +28,8 @@ both_engines!(
     back_to_back_packets_arrive_as_runs,
     a_run_stops_at_a_malformed_packet,
     runs_fall_back_to_single_frames_by_default,
+    framed_client_learns_of_a_refused_connect,
+    framed_server_is_told_of_every_completed_write,
 );
 
 fn packets(sizes: &[u8]) -> Vec<u8> {
@@ -391,5 +396,115 @@ fn runs_fall_back_to_single_frames_by_default(engine: EngineChoice) {
     assert_eq!(h.frames.load(SeqCst), sizes.len());
     // Runs did form (and went through the default `frame_run`).
     assert!(h.whole.load(SeqCst) >= 2, "no run formed");
+    t.finish();
+}
+
+/// A framed outbound client that reports the connects that failed.
+struct FramedCaller {
+    failed: Mutex<mpsc::Sender<(SocketAddr, io::ErrorKind)>>,
+}
+
+impl Lifecycle for FramedCaller {
+    type State = ();
+
+    fn connect_failed(&self, addr: SocketAddr, err: &io::Error) {
+        let _ = self.failed.lock().unwrap().send((addr, err.kind()));
+    }
+}
+
+impl FrameHandler for FramedCaller {
+    type Codec = LineCodec;
+
+    fn codec(&self) -> LineCodec {
+        LineCodec::builder().ending(LineEnding::Crlf).build()
+    }
+
+    fn frame(&self, _: &mut FramedConn<'_, '_, LineCodec>, _: &mut (), _: IoBuf) {}
+}
+
+fn framed_client_learns_of_a_refused_connect(engine: EngineChoice) {
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // nothing listens there now
+    let (tx, failed) = mpsc::channel();
+    let c = builder(engine)
+        .start_client(Framed::new(FramedCaller {
+            failed: Mutex::new(tx),
+        }))
+        .expect("client starts");
+    c.connect(refused, IO_TIMEOUT).unwrap();
+    let (addr, kind) = failed.recv_timeout(IO_TIMEOUT).expect("connect_failed");
+    assert_eq!(addr, refused);
+    assert_eq!(kind, io::ErrorKind::ConnectionRefused);
+    assert_eq!(c.stats().accepted, 0);
+    let pool = c.buffer_pool().clone();
+    c.shutdown(Duration::from_secs(5));
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+/// Answers each line (and `big` with a line larger than an IO buffer);
+/// counts what `write_completed` reports, in all and per connection.
+#[derive(Default)]
+struct CountWrites {
+    calls: AtomicUsize,
+    bytes: AtomicUsize,
+    /// Each closed connection's own count, kept in its state.
+    per_conn: Mutex<Vec<usize>>,
+}
+
+impl Lifecycle for CountWrites {
+    /// Bytes reported for this connection.
+    type State = usize;
+
+    fn write_completed(&self, _: &mut Conn<'_>, written: &mut usize, buf: IoBuf) {
+        *written += buf.len();
+        self.calls.fetch_add(1, SeqCst);
+        self.bytes.fetch_add(buf.len(), SeqCst);
+    }
+
+    fn closing(&self, _: &mut Conn<'_>, written: &mut usize) -> Closing {
+        self.per_conn.lock().unwrap().push(*written);
+        Closing::Default
+    }
+}
+
+impl FrameHandler for CountWrites {
+    type Codec = LineCodec;
+
+    fn codec(&self) -> LineCodec {
+        LineCodec::builder().ending(LineEnding::Crlf).build()
+    }
+
+    fn frame(&self, conn: &mut FramedConn<'_, '_, LineCodec>, _: &mut usize, line: IoBuf) {
+        if &line[..] == b"big" {
+            conn.send(&[b'x'; 10_000][..]).unwrap();
+        } else {
+            let mut reply = b"+OK ".to_vec();
+            reply.extend_from_slice(&line);
+            conn.send(&reply[..]).unwrap();
+        }
+    }
+}
+
+fn framed_server_is_told_of_every_completed_write(engine: EngineChoice) {
+    let t = start(engine, Framed::new(CountWrites::default()));
+    let mut input = Vec::new();
+    for i in 0..500 {
+        input.extend_from_slice(format!("line {i}\r\n").as_bytes());
+    }
+    input.extend_from_slice(b"big\r\n");
+    let got = exchange(t.connect(), &input, true).unwrap();
+    assert!(got.starts_with(b"+OK line 0\r\n+OK line 1\r\n"));
+    assert!(got.ends_with(&[&[b'x'; 10_000][..], b"\r\n"].concat()));
+    // The server closed only once every write had completed, so each was
+    // reported before the end of stream we read.
+    let h = t.handler().inner();
+    assert_eq!(h.bytes.load(SeqCst), got.len());
+    assert_eq!(*h.per_conn.lock().unwrap(), [got.len()]);
+    assert!(
+        h.calls.load(SeqCst) >= 3,
+        "a 10 KB reply spans 4 KiB buffers"
+    );
     t.finish();
 }

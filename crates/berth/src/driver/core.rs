@@ -61,6 +61,21 @@ pub(crate) struct Core<H: Handler, I> {
     pub(super) admission: Option<Arc<crate::driver::admission::Admission>>,
 }
 
+/// The states still held (the objects kept for reuse, and any connection
+/// left when the thread ends) are dropped through the door, one by one.
+impl<H: Handler, I> Drop for Core<H, I> {
+    fn drop(&mut self) {
+        for e in self.spare.drain(..) {
+            door::drop_state(e);
+        }
+        for slot in &mut self.slots {
+            if let Some(e) = slot.entry.take() {
+                door::drop_state(e);
+            }
+        }
+    }
+}
+
 impl<H: Handler, I> Core<H, I> {
     pub fn new(
         handler: Arc<H>,
@@ -331,8 +346,10 @@ impl<H: Handler, I> Core<H, I> {
             be.release(io);
         }
         let (id, peer) = (e.st.id, e.st.peer);
-        if door::renew_state(&mut e.state) && self.spare.len() < self.max_spare {
+        if self.spare.len() < self.max_spare && door::renew_state(&mut e.state) {
             self.spare.push(e);
+        } else {
+            door::drop_state(e);
         }
         door::server_event(&*self.handler, ServerEvent::ConnectionClosed { id, peer });
     }

@@ -1,6 +1,6 @@
 //! The one door into user code. Every call the framework makes into a
-//! handler (and into its state type's `Default`) goes through here, under
-//! `catch_unwind`: a panic in a connection's callback marks that
+//! handler (and into its state type's `Default` and `Drop`) goes through
+//! here, under `catch_unwind`: a panic in a connection's callback marks that
 //! connection for an abortive close; a panic in a callback that concerns no
 //! connection (`connect_failed`, `server_event`) is logged. Either way the
 //! IO thread, and every other connection, carries on.
@@ -92,6 +92,17 @@ pub(crate) fn new_state<S: Default>() -> Option<S> {
             );
             None
         }
+    }
+}
+
+/// Drop what holds a connection's state: the state's `Drop` is user code
+/// too. A panic is logged.
+pub(crate) fn drop_state<T>(holder: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(holder))) {
+        tracing::error!(
+            panic = message(&*payload),
+            "dropping a connection's state panicked; the server carries on"
+        );
     }
 }
 

@@ -108,6 +108,9 @@ impl<H: Handler, I> Core<H, I> {
         ThreadStats::add(&self.stats.writes, 1);
         loop {
             let Some(e) = self.entry(key) else { return };
+            if e.st.has(ABORT) {
+                return; // a callback aborted it: the rest is discarded
+            }
             let Some(head) = e.st.wq.front() else {
                 return;
             };
