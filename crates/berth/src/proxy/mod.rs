@@ -104,6 +104,9 @@ mod header;
 mod v1;
 mod v2;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(test)]
 mod tests;
 

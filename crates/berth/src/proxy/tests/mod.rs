@@ -1,7 +1,9 @@
-//! Unit tests of the PROXY header parser: one file per version.
+//! Unit tests of the PROXY header parser: one file per version, and the
+//! split property.
 
 use super::*;
 
+mod props;
 mod v1;
 mod v2;
 
