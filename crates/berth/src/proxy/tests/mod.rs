@@ -1,8 +1,9 @@
-//! Unit tests of the PROXY header parser: one file per version, and the
-//! split property.
+//! Unit tests of the PROXY header parser: one file per version, the
+//! split property, and the cross-check against the `ppp` crate.
 
 use super::*;
 
+mod ppp_check;
 mod props;
 mod v1;
 mod v2;
