@@ -49,6 +49,7 @@ mod framed;
 mod handler;
 mod lifecycle;
 mod listener;
+pub mod proxy;
 mod server;
 pub mod servers;
 pub mod signal;
