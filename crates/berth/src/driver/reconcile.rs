@@ -33,9 +33,11 @@ impl<H: Handler, I> Core<H, I> {
         let now = self.now;
         let Some(e) = self.entry(key) else { return };
         if e.st
-            .has(READ_SHUT | CLOSE_PENDING | ABORT | RELEASING | PEER_EOF)
+            .has(READ_SHUT | CLOSE_PENDING | ABORT | RELEASING | PEER_EOF | STOPPING)
         {
-            return; // nobody wants it any more; the buffer goes back to the pool
+            // Nobody wants it any more (or the server is draining and reads
+            // only to discard): the buffer goes back to the pool.
+            return;
         }
         e.st.last_active = now;
         if e.st.has(Self::PAUSED) || !e.st.stash.is_empty() {
@@ -190,8 +192,12 @@ impl<H: Handler, I> Core<H, I> {
             // pause then costs no cancel and re-arm of the receive.
             let held =
                 !deliver && !st.has(USER_PAUSED | CLOSE_PENDING) && st.stash.len() < B::PAUSE_SLACK;
+            // Draining, the server keeps reading only to discard, so that
+            // its close is a FIN, not a reset for unread bytes (a lingering
+            // close, below).
+            let draining = st.has(STOPPING) && !st.has(USER_PAUSED);
             let want_read =
-                (deliver || held) && !st.has(PEER_EOF | READ_SHUT | STOPPING | SHUT_RD_PENDING);
+                (deliver || held || draining) && !st.has(PEER_EOF | READ_SHUT | SHUT_RD_PENDING);
             if want_read != st.has(READING) {
                 if want_read {
                     st.set(READING);
@@ -232,6 +238,20 @@ impl<H: Handler, I> Core<H, I> {
                 continue;
             }
             if st.has(CLOSE_PENDING) {
+                if draining && !st.has(PEER_EOF | READ_SHUT) {
+                    // Lingering close while the server drains: the FIN now,
+                    // then read and discard until the peer closes (the
+                    // close follows its end of stream) or the drain
+                    // deadline resets what is left.
+                    if !st.has(WRITE_SHUT) {
+                        st.clear(SHUT_WR_PENDING);
+                        st.set(WRITE_SHUT);
+                        if let Err(err) = be.shutdown(io, std::net::Shutdown::Write) {
+                            tracing::debug!(conn = %st.id, %err, "shutdown(write) failed");
+                        }
+                    }
+                    return;
+                }
                 return self.begin_close(be, key, CloseMode::Graceful);
             }
             let stopping = st.has(STOPPING);
