@@ -62,6 +62,11 @@ pub struct ServerOpts {
     /// [default: 300; pop3: 600, RFC 1939's autologout minimum].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: Option<u64>,
+    /// Require a PROXY protocol (v1 or v2) header on every connection, as
+    /// HAProxy's send-proxy / send-proxy-v2 sends it; the client's address
+    /// in it becomes the connection's peer. Only behind such a proxy.
+    #[arg(long)]
+    pub proxy_protocol: bool,
     /// Framed protocols (packet-echo, pop3): close a connection whose
     /// packet or line is not complete this many seconds after its first byte.
     #[arg(long, value_name = "SECS", default_value_t = 60,
@@ -90,7 +95,8 @@ impl ServerOpts {
             .write_low_water(self.write_low_water)
             .max_write_queue(self.max_write_queue)
             .max_buffered(self.max_buffered)
-            .frame_timeout(Duration::from_secs(self.frame_timeout));
+            .frame_timeout(Duration::from_secs(self.frame_timeout))
+            .proxy_protocol(self.proxy_protocol);
         if let Some(idle) = idle {
             b = b.idle_timeout(idle);
         }

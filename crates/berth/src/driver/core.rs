@@ -59,6 +59,8 @@ pub(crate) struct Core<H: Handler, I> {
     pub(super) due: Vec<Due>,
     /// Connections admitted, across the server (released here).
     pub(super) admission: Option<Arc<crate::driver::admission::Admission>>,
+    /// Accepted connections must start with a PROXY protocol header.
+    pub(super) proxy_protocol: bool,
 }
 
 /// The states still held (the objects kept for reuse, and any connection
@@ -103,6 +105,7 @@ impl<H: Handler, I> Core<H, I> {
             now: 0,
             due: Vec::new(),
             admission: None,
+            proxy_protocol: false,
         }
     }
 
@@ -174,7 +177,9 @@ impl<H: Handler, I> Core<H, I> {
     /// Whether the connection wants data delivered now (for readiness engines).
     pub fn wants_read(&mut self, key: Key) -> bool {
         self.entry(key).is_some_and(|e| {
-            e.st.has(READING) && !e.st.has(Self::PAUSED | RELEASING) && e.st.stash.is_empty()
+            e.st.has(READING)
+                && !e.st.has(Self::PAUSED | RELEASING)
+                && (e.st.stash.is_empty() || e.st.has(AWAIT_PROXY))
         })
     }
 
@@ -303,6 +308,29 @@ impl<H: Handler, I> Core<H, I> {
         {
             e.st.set(STOPPING);
         }
+        if admitted && self.proxy_protocol {
+            // The handler meets the connection once its PROXY header has
+            // told the client's address (`proxy.rs`).
+            let limit = self.budget.limits.frame_timeout;
+            let at = limit.map(|l| self.now.saturating_add(Wheel::ticks(l)));
+            if let Some((e, wheel)) = self.entry_wheel(key) {
+                e.st.set(AWAIT_PROXY);
+                if let Some(at) = at {
+                    e.st.timers.frame_at = at;
+                    e.st.set(FRAME_QUEUED);
+                    wheel.insert(key, TimerKind::Frame, at);
+                }
+            }
+            return self.kick(be, key);
+        }
+        self.establish(be, key);
+    }
+
+    /// Introduce the connection to the handler: `ConnectionOpened`,
+    /// `connection_established`, then the reconciliation that starts reading.
+    pub(super) fn establish<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
+        let Some(e) = self.entry(key) else { return };
+        let (id, peer) = (e.st.id, e.st.peer);
         door::server_event(&*self.handler, ServerEvent::ConnectionOpened { id, peer });
         self.call(key, |h, c, s| h.connection_established(c, s, peer));
         self.kick(be, key);

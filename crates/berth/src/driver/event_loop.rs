@@ -41,6 +41,8 @@ pub(crate) struct ThreadConfig {
     pub ring_buffers: u16,
     pub ring_entries: u32,
     pub nodelay: bool,
+    /// Accepted connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
     /// Write limits and timeouts for every connection.
     pub limits: Limits,
 }
@@ -73,6 +75,7 @@ impl<H: Handler> ThreadCtx<H> {
         );
         core.stats = Arc::clone(&self.stats);
         core.admission = Some(Arc::clone(&self.admission));
+        core.proxy_protocol = self.config.proxy_protocol;
         IoThread {
             core,
             acceptor: self.listener.as_ref().map(|l| {

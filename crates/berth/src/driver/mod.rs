@@ -16,6 +16,7 @@
 //! | `wheel.rs` | the hashed timer wheel holding the connections' timers |
 //! | `limits.rs` | write watermarks, caps and timeouts; the thread's write accounting |
 //! | `admission.rs` | the caps on connections, in total and per client address |
+//! | `proxy.rs` | connections behind a proxy: the PROXY header before the handler |
 //! | `key.rs` | slot index + generation |
 //! | `stats.rs` | per-thread counters |
 //! | `tests/` | the rules above pinned against a fake engine, with no sockets |
@@ -32,6 +33,7 @@ pub(crate) mod event_loop;
 pub(crate) mod key;
 pub(crate) mod limits;
 pub(crate) mod mailbox;
+mod proxy;
 mod reconcile;
 pub(crate) mod state;
 pub(crate) mod stats;

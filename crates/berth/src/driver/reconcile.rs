@@ -40,7 +40,10 @@ impl<H: Handler, I> Core<H, I> {
             return;
         }
         e.st.last_active = now;
-        if e.st.has(Self::PAUSED) || !e.st.stash.is_empty() {
+        if e.st.has(Self::PAUSED | AWAIT_PROXY) || !e.st.stash.is_empty() {
+            if e.st.has(AWAIT_PROXY) {
+                return self.proxy_data(be, key, buf);
+            }
             e.st.stash.push_back(buf);
         } else {
             self.deliver(key, buf);
@@ -57,6 +60,11 @@ impl<H: Handler, I> Core<H, I> {
 
     pub fn on_eof<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
         let Some(e) = self.entry(key) else { return };
+        if e.st.has(AWAIT_PROXY) {
+            tracing::warn!(conn = %e.st.id, peer = %e.st.peer,
+                "connection ended before its PROXY protocol header");
+            return self.proxy_failed(be, key);
+        }
         e.st.set_and_publish(PEER_EOF);
         self.kick(be, key);
     }
@@ -177,7 +185,7 @@ impl<H: Handler, I> Core<H, I> {
             }
 
             // Reads: stashed data first, then end-of-stream, then the engine.
-            let deliver = !st.has(Self::PAUSED | CLOSE_PENDING);
+            let deliver = !st.has(Self::PAUSED | CLOSE_PENDING | AWAIT_PROXY);
             if deliver && let Some(buf) = st.stash.pop_front() {
                 self.deliver(key, buf);
                 continue;
@@ -196,8 +204,13 @@ impl<H: Handler, I> Core<H, I> {
             // its close is a FIN, not a reset for unread bytes (a lingering
             // close, below).
             let draining = st.has(STOPPING) && !st.has(USER_PAUSED);
-            let want_read =
-                (deliver || held || draining) && !st.has(PEER_EOF | READ_SHUT | SHUT_RD_PENDING);
+            let awaiting = st.has(AWAIT_PROXY);
+            if awaiting && st.has(STOPPING) {
+                st.set(ABORT); // never introduced to the handler: just go
+                continue;
+            }
+            let want_read = (deliver || held || draining || awaiting)
+                && !st.has(PEER_EOF | READ_SHUT | SHUT_RD_PENDING);
             if want_read != st.has(READING) {
                 if want_read {
                     st.set(READING);

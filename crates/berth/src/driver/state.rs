@@ -55,6 +55,8 @@ pub(crate) mod flags {
     pub const ADMITTED: u32 = 1 << 18;
     /// The frame timer has its entry in the wheel.
     pub const FRAME_QUEUED: u32 = 1 << 19;
+    /// Accepted behind a proxy: its PROXY header has not arrived yet.
+    pub const AWAIT_PROXY: u32 = 1 << 20;
 }
 use flags::*;
 

@@ -57,6 +57,8 @@ pub(crate) struct ThreadStats {
     pub closed_by: [AtomicU64; 7],
     /// Connections refused at accept for `max_connections` / per address.
     pub refused: [AtomicU64; 2],
+    /// Connections closed for lack of a valid PROXY protocol header.
+    pub proxy_errors: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
     pub reads: AtomicU64,

@@ -132,6 +132,12 @@ impl<H: Handler, I> Core<H, I> {
                     return;
                 }
                 e.st.timers.frame_at = 0;
+                if e.st.has(AWAIT_PROXY) {
+                    tracing::warn!(conn = %e.st.id, peer = %e.st.peer,
+                        "no PROXY protocol header within the frame timeout");
+                    e.st.close_for(CloseReason::Timeout);
+                    return self.proxy_failed(be, d.key);
+                }
                 Timeout::Frame
             }
             TimerKind::User => {

@@ -52,6 +52,7 @@ pub struct ServerBuilder {
     max_buffered: Option<usize>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<u32>,
+    proxy_protocol: bool,
 }
 
 impl Default for ServerBuilder {
@@ -72,6 +73,7 @@ impl Default for ServerBuilder {
             max_buffered: None,
             max_connections: None,
             max_connections_per_ip: None,
+            proxy_protocol: false,
         }
     }
 }
@@ -250,6 +252,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Require a PROXY protocol header (v1 or v2, never guessed) at the
+    /// start of every accepted connection, as sent by a load balancer such
+    /// as HAProxy (`send-proxy`, `send-proxy-v2`): the handler then sees
+    /// the client's own address as the peer. A connection without a valid
+    /// header within the frame timeout is closed and counted
+    /// ([`ServerStats::proxy_header_errors`](crate::ServerStats::proxy_header_errors)).
+    /// Only turn it on behind a proxy that sends the header: anyone who
+    /// can reach the server directly could claim any address. Default off.
+    pub fn proxy_protocol(mut self, on: bool) -> Self {
+        self.proxy_protocol = on;
+        self
+    }
+
     fn check_limits(&self) -> Result<(), Error> {
         let l = &self.limits;
         if l.low_water > l.high_water {
@@ -365,6 +380,7 @@ impl ServerBuilder {
                 .unwrap_or_else(|| default_ring_buffers(self.buffer_size)),
             ring_entries: self.ring_entries,
             nodelay: self.nodelay,
+            proxy_protocol: self.proxy_protocol,
             limits: Limits {
                 thread_buffered: self
                     .max_buffered

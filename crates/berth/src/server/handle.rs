@@ -183,6 +183,9 @@ pub struct ServerStats {
     /// Connections refused because their address held
     /// [`ServerBuilder::max_connections_per_ip`](crate::ServerBuilder::max_connections_per_ip).
     pub refused_per_ip: u64,
+    /// Connections closed because they did not start with a valid PROXY
+    /// protocol header ([`ServerBuilder::proxy_protocol`](crate::ServerBuilder::proxy_protocol)).
+    pub proxy_header_errors: u64,
 }
 
 impl ServerStats {
@@ -213,6 +216,7 @@ impl ServerStats {
             }
             s.refused_max_connections += get(&t.refused[0]);
             s.refused_per_ip += get(&t.refused[1]);
+            s.proxy_header_errors += get(&t.proxy_errors);
         }
         s
     }
