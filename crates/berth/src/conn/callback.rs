@@ -88,14 +88,12 @@ impl Conn<'_> {
     /// set again or cancelled first. Setting it costs no system call; a
     /// timer moved later costs nothing until it comes due.
     pub fn set_timer(&mut self, after: Duration) {
-        let at = self.env.now.saturating_add(Wheel::ticks(after));
-        self.st.timers.user_at = at;
-        self.st.set(TIMERS_DIRTY);
+        self.st.set_user_timer(Some(after), self.env.now);
     }
 
     /// Cancel the connection's own timer (nothing happens if none is set).
     pub fn cancel_timer(&mut self) {
-        self.st.timers.user_at = 0;
+        self.st.set_user_timer(None, self.env.now);
     }
 
     /// Start the frame timer if it is not running (the framed layer calls

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::buffer::{BufPool, IoBuf};
 use crate::conn::types::{ConnError, ConnId, Shutdown};
@@ -193,6 +194,21 @@ impl ConnHandle {
     /// Deliver reads again.
     pub fn resume_reading(&self) -> Result<(), ConnError> {
         self.send(ConnOp::ResumeRead)
+    }
+
+    /// Start (or restart) the connection's own timer from another thread:
+    /// `after` from when the IO thread applies it (see
+    /// [`Conn::set_timer`](crate::Conn::set_timer)). A worker that must
+    /// answer later without sleeping (a failed login's delay, say) sets
+    /// it and lets [`Lifecycle::timed_out`](crate::Lifecycle::timed_out)
+    /// finish the job on the IO thread.
+    pub fn set_timer(&self, after: Duration) -> Result<(), ConnError> {
+        self.send(ConnOp::Timer(Some(after)))
+    }
+
+    /// Cancel the connection's own timer from another thread.
+    pub fn cancel_timer(&self) -> Result<(), ConnError> {
+        self.send(ConnOp::Timer(None))
     }
 }
 

@@ -25,6 +25,8 @@ pub(crate) enum ConnOp {
     Abort,
     PauseRead,
     ResumeRead,
+    /// Set (`Some`) or cancel the connection's own timer.
+    Timer(Option<std::time::Duration>),
     /// The last [`ConnHandle`](crate::ConnHandle) was dropped.
     Released,
 }

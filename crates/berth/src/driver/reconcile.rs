@@ -152,13 +152,17 @@ impl<H: Handler, I> Core<H, I> {
 
     /// An operation from another thread.
     pub fn on_op<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, op: ConnOp) {
-        let Some((e, budget)) = self.entry_budget(key) else {
+        let now = self.now;
+        let Some((e, budget, wheel)) = self.entry_parts(key) else {
             return;
         };
         if e.st.has(RELEASING) {
             return;
         }
-        e.st.apply(op, budget);
+        e.st.apply(op, budget, now);
+        if e.st.has(TIMERS_DIRTY) {
+            crate::driver::timers::schedule(&mut e.st, key, wheel);
+        }
         self.kick(be, key);
     }
 

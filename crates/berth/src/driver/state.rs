@@ -13,6 +13,7 @@ use crate::driver::key::Key;
 use crate::driver::limits::{OverflowPolicy, WriteBudget};
 use crate::driver::mailbox::ConnOp;
 use crate::driver::stats::CloseReason;
+use crate::driver::wheel::Wheel;
 
 /// The connection's flags: what the handler asked for, what the peer did,
 /// and what the engine is doing.
@@ -269,13 +270,26 @@ impl ConnState {
         Ok(())
     }
 
+    /// Set (`Some(after)`, from the tick `now`) or cancel the connection's
+    /// own timer; the wheel entry is made after the callback or command
+    /// (`TIMERS_DIRTY`).
+    pub fn set_user_timer(&mut self, after: Option<std::time::Duration>, now: u32) {
+        match after {
+            Some(after) => {
+                self.timers.user_at = now.saturating_add(Wheel::ticks(after));
+                self.set(TIMERS_DIRTY);
+            }
+            None => self.timers.user_at = 0,
+        }
+    }
+
     /// A graceful close, once every queued write has completed.
     pub fn request_close(&mut self) {
         self.set_and_publish(CLOSE_PENDING);
     }
 
     /// Apply an operation carried from another thread.
-    pub fn apply(&mut self, op: ConnOp, budget: &mut WriteBudget) {
+    pub fn apply(&mut self, op: ConnOp, budget: &mut WriteBudget, now: u32) {
         // A refused operation from another thread has no caller left to
         // tell; its buffer is simply dropped back to the pool.
         let _ = match op {
@@ -295,6 +309,10 @@ impl ConnState {
             }
             ConnOp::ResumeRead => {
                 self.clear(USER_PAUSED);
+                Ok(())
+            }
+            ConnOp::Timer(after) => {
+                self.set_user_timer(after, now);
                 Ok(())
             }
             ConnOp::Released => {
@@ -332,7 +350,7 @@ mod tests {
     fn apply_all(st: &mut ConnState, mailbox: &Mailbox, budget: &mut WriteBudget) {
         while let Some(cmd) = mailbox.pop() {
             if let Command::Conn { op, .. } = cmd {
-                st.apply(op, budget);
+                st.apply(op, budget, 0);
             }
         }
     }
@@ -375,7 +393,7 @@ mod tests {
             }
         ));
         if let Command::Conn { op, .. } = first {
-            st.apply(op, &mut budget);
+            st.apply(op, &mut budget, 0);
         }
         assert!(
             st.handles_held(),
