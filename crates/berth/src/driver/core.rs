@@ -27,6 +27,14 @@ pub(super) struct Entry<S, I> {
     pub io: Option<I>,
 }
 
+/// A connection's entry with the thread's write budget and timer wheel,
+/// borrowed together.
+pub(super) struct Parts<'a, S, I> {
+    pub e: &'a mut Entry<S, I>,
+    pub budget: &'a mut WriteBudget,
+    pub wheel: &'a mut Wheel,
+}
+
 struct Slot<S, I> {
     generation: u32,
     /// Boxed: the entry keeps its address while the engine has operations

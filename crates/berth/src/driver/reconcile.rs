@@ -11,7 +11,7 @@ use std::io;
 
 use crate::buffer::IoBuf;
 use crate::driver::backend::{Backend, CloseMode};
-use crate::driver::core::Core;
+use crate::driver::core::{Core, Parts};
 use crate::driver::key::Key;
 use crate::driver::mailbox::ConnOp;
 use crate::driver::state::flags::*;
@@ -153,7 +153,7 @@ impl<H: Handler, I> Core<H, I> {
     /// An operation from another thread.
     pub fn on_op<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, op: ConnOp) {
         let now = self.now;
-        let Some((e, budget, wheel)) = self.entry_parts(key) else {
+        let Some(Parts { e, budget, wheel }) = self.entry_parts(key) else {
             return;
         };
         if e.st.has(RELEASING) {
