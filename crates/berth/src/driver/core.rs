@@ -147,19 +147,16 @@ impl<H: Handler, I> Core<H, I> {
 
     /// A live connection's entry, the write budget and the wheel, at once.
     #[inline]
-    pub(super) fn entry_parts(
-        &mut self,
-        key: Key,
-    ) -> Option<(&mut Entry<H::State, I>, &mut WriteBudget, &mut Wheel)> {
+    pub(super) fn entry_parts(&mut self, key: Key) -> Option<Parts<'_, H::State, I>> {
         let slot = self.slots.get_mut(key.idx as usize)?;
         if slot.generation != key.generation {
             return None;
         }
-        Some((
-            slot.entry.as_deref_mut()?,
-            &mut self.budget,
-            &mut self.wheel,
-        ))
+        Some(Parts {
+            e: slot.entry.as_deref_mut()?,
+            budget: &mut self.budget,
+            wheel: &mut self.wheel,
+        })
     }
 
     /// A live connection's entry and the thread's write budget, at once.
