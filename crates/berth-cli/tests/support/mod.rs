@@ -89,6 +89,14 @@ impl Running {
         panic!("no log line with {needle:?}; log so far: {:#?}", self.log);
     }
 
+    /// Collect the log lines that have arrived, without waiting.
+    pub fn collect_log(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        &self.log
+    }
+
     /// A connection to the server, with read and write timeouts.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect_timeout(&self.addr, TIMEOUT).unwrap();
