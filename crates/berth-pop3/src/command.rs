@@ -5,6 +5,11 @@
 //! characters long (RFC 2449). `PASS` takes the rest of the line verbatim
 //! as its single argument, so passwords may contain spaces (RFC 1939
 //! section 7).
+//!
+//! RFC 1939 section 3 makes keywords and arguments of printable characters:
+//! a line holding a control character (a NUL, a bare CR or LF, a TAB, DEL)
+//! is rejected whole, before anything else is looked at. Arguments may be
+//! UTF-8 beyond ASCII.
 
 /// The longest argument RFC 2449 allows.
 pub(crate) const MAX_ARG_LEN: usize = 40;
@@ -36,6 +41,7 @@ pub(crate) enum ParseError {
     NotUtf8,
     Usage(&'static str),
     BadNumber,
+    ControlCharacter,
 }
 
 impl ParseError {
@@ -47,12 +53,16 @@ impl ParseError {
             Self::NotUtf8 => "argument is not valid UTF-8",
             Self::Usage(usage) => usage,
             Self::BadNumber => "invalid number",
+            Self::ControlCharacter => "command contains a control character",
         }
     }
 }
 
 /// Parses one command line.
 pub(crate) fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
+    if line.iter().any(u8::is_ascii_control) {
+        return Err(ParseError::ControlCharacter);
+    }
     let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
     let keyword = words.next().ok_or(ParseError::Empty)?;
     let keyword = keyword.to_ascii_uppercase();
@@ -190,6 +200,26 @@ mod tests {
         assert_eq!(parse(b"RETR +1"), Err(ParseError::BadNumber));
         assert_eq!(parse(b"TOP 1 x"), Err(ParseError::BadNumber));
         assert_eq!(parse(b"USER \xff"), Err(ParseError::NotUtf8));
+    }
+
+    #[test]
+    fn control_characters_reject_the_line() {
+        for line in [
+            &b"USER al\0ice"[..],
+            b"\0",
+            b"\0USER alice",
+            b"PASS secret\0",
+            b"PASS sec\rret",
+            b"NOOP\n",
+            b"LIST\t1",
+            b"RETR 1\x7f",
+            b"HELO \x1b[2J",
+        ] {
+            assert_eq!(parse(line), Err(ParseError::ControlCharacter), "{line:?}");
+        }
+        // Bytes beyond ASCII are not control characters.
+        assert_eq!(parse("USER zoë".as_bytes()), Ok(Command::User("zoë")));
+        assert_eq!(parse(b"PASS \x80\xff"), Ok(Command::Pass(b"\x80\xff")));
     }
 
     #[test]
