@@ -14,6 +14,9 @@
 /// The longest argument RFC 2449 allows.
 pub(crate) const MAX_ARG_LEN: usize = 40;
 
+/// The longest command line, CRLF included (RFC 2449 section 4).
+pub(crate) const MAX_LINE_LEN: usize = 255;
+
 /// A parsed command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Command<'a> {
@@ -128,6 +131,32 @@ fn parse_pass(line: &[u8]) -> Result<Command<'_>, ParseError> {
     Ok(Command::Pass(password))
 }
 
+impl Command<'_> {
+    /// The command as a line (without CRLF) that [`parse`] reads back as
+    /// the same command: the keyword in upper case, arguments separated by
+    /// one space.
+    pub(crate) fn to_line(self) -> Vec<u8> {
+        let text = match self {
+            Command::User(name) => format!("USER {name}"),
+            Command::Pass(password) => return [b"PASS ", password].concat(),
+            Command::Apop { name, digest } => format!("APOP {name} {digest}"),
+            Command::Stat => "STAT".to_owned(),
+            Command::List(None) => "LIST".to_owned(),
+            Command::List(Some(msg)) => format!("LIST {msg}"),
+            Command::Retr(msg) => format!("RETR {msg}"),
+            Command::Dele(msg) => format!("DELE {msg}"),
+            Command::Noop => "NOOP".to_owned(),
+            Command::Rset => "RSET".to_owned(),
+            Command::Quit => "QUIT".to_owned(),
+            Command::Top { msg, lines } => format!("TOP {msg} {lines}"),
+            Command::Uidl(None) => "UIDL".to_owned(),
+            Command::Uidl(Some(msg)) => format!("UIDL {msg}"),
+            Command::Capa => "CAPA".to_owned(),
+        };
+        text.into_bytes()
+    }
+}
+
 /// A non-negative decimal number. Values too large for `usize` saturate:
 /// they name no message, and as a `TOP` line count they mean "all".
 fn number(arg: &str) -> Result<usize, ParseError> {
@@ -220,6 +249,37 @@ mod tests {
         // Bytes beyond ASCII are not control characters.
         assert_eq!(parse("USER zoë".as_bytes()), Ok(Command::User("zoë")));
         assert_eq!(parse(b"PASS \x80\xff"), Ok(Command::Pass(b"\x80\xff")));
+    }
+
+    #[test]
+    fn every_command_reads_back_from_its_line() {
+        let commands = [
+            Command::User("alice"),
+            Command::Pass(b" pass with  spaces "),
+            Command::Apop {
+                name: "bob",
+                digest: "c4c9334bac560ecc979e58001b3e22fb",
+            },
+            Command::Stat,
+            Command::List(None),
+            Command::List(Some(2)),
+            Command::Retr(usize::MAX),
+            Command::Dele(3),
+            Command::Noop,
+            Command::Rset,
+            Command::Quit,
+            Command::Top {
+                msg: 1,
+                lines: usize::MAX,
+            },
+            Command::Uidl(None),
+            Command::Uidl(Some(0)),
+            Command::Capa,
+        ];
+        for command in commands {
+            assert_eq!(parse(&command.to_line()), Ok(command));
+        }
+        assert_eq!(Command::Top { msg: 1, lines: 5 }.to_line(), b"TOP 1 5");
     }
 
     #[test]
