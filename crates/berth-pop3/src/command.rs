@@ -5,9 +5,17 @@
 //! characters long (RFC 2449). `PASS` takes the rest of the line verbatim
 //! as its single argument, so passwords may contain spaces (RFC 1939
 //! section 7).
+//!
+//! RFC 1939 section 3 makes keywords and arguments of printable characters:
+//! a line holding a control character (a NUL, a bare CR or LF, a TAB, DEL)
+//! is rejected whole, before anything else is looked at. Arguments may be
+//! UTF-8 beyond ASCII.
 
 /// The longest argument RFC 2449 allows.
 pub(crate) const MAX_ARG_LEN: usize = 40;
+
+/// The longest command line, CRLF included (RFC 2449 section 4).
+pub(crate) const MAX_LINE_LEN: usize = 255;
 
 /// A parsed command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +44,7 @@ pub(crate) enum ParseError {
     NotUtf8,
     Usage(&'static str),
     BadNumber,
+    ControlCharacter,
 }
 
 impl ParseError {
@@ -47,12 +56,16 @@ impl ParseError {
             Self::NotUtf8 => "argument is not valid UTF-8",
             Self::Usage(usage) => usage,
             Self::BadNumber => "invalid number",
+            Self::ControlCharacter => "command contains a control character",
         }
     }
 }
 
 /// Parses one command line.
 pub(crate) fn parse(line: &[u8]) -> Result<Command<'_>, ParseError> {
+    if line.iter().any(u8::is_ascii_control) {
+        return Err(ParseError::ControlCharacter);
+    }
     let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
     let keyword = words.next().ok_or(ParseError::Empty)?;
     let keyword = keyword.to_ascii_uppercase();
@@ -116,6 +129,32 @@ fn parse_pass(line: &[u8]) -> Result<Command<'_>, ParseError> {
         return Err(ParseError::ArgumentTooLong);
     }
     Ok(Command::Pass(password))
+}
+
+impl Command<'_> {
+    /// The command as a line (without CRLF) that [`parse`] reads back as
+    /// the same command: the keyword in upper case, arguments separated by
+    /// one space.
+    pub(crate) fn to_line(self) -> Vec<u8> {
+        let text = match self {
+            Command::User(name) => format!("USER {name}"),
+            Command::Pass(password) => return [b"PASS ", password].concat(),
+            Command::Apop { name, digest } => format!("APOP {name} {digest}"),
+            Command::Stat => "STAT".to_owned(),
+            Command::List(None) => "LIST".to_owned(),
+            Command::List(Some(msg)) => format!("LIST {msg}"),
+            Command::Retr(msg) => format!("RETR {msg}"),
+            Command::Dele(msg) => format!("DELE {msg}"),
+            Command::Noop => "NOOP".to_owned(),
+            Command::Rset => "RSET".to_owned(),
+            Command::Quit => "QUIT".to_owned(),
+            Command::Top { msg, lines } => format!("TOP {msg} {lines}"),
+            Command::Uidl(None) => "UIDL".to_owned(),
+            Command::Uidl(Some(msg)) => format!("UIDL {msg}"),
+            Command::Capa => "CAPA".to_owned(),
+        };
+        text.into_bytes()
+    }
 }
 
 /// A non-negative decimal number. Values too large for `usize` saturate:
@@ -190,6 +229,57 @@ mod tests {
         assert_eq!(parse(b"RETR +1"), Err(ParseError::BadNumber));
         assert_eq!(parse(b"TOP 1 x"), Err(ParseError::BadNumber));
         assert_eq!(parse(b"USER \xff"), Err(ParseError::NotUtf8));
+    }
+
+    #[test]
+    fn control_characters_reject_the_line() {
+        for line in [
+            &b"USER al\0ice"[..],
+            b"\0",
+            b"\0USER alice",
+            b"PASS secret\0",
+            b"PASS sec\rret",
+            b"NOOP\n",
+            b"LIST\t1",
+            b"RETR 1\x7f",
+            b"HELO \x1b[2J",
+        ] {
+            assert_eq!(parse(line), Err(ParseError::ControlCharacter), "{line:?}");
+        }
+        // Bytes beyond ASCII are not control characters.
+        assert_eq!(parse("USER zoë".as_bytes()), Ok(Command::User("zoë")));
+        assert_eq!(parse(b"PASS \x80\xff"), Ok(Command::Pass(b"\x80\xff")));
+    }
+
+    #[test]
+    fn every_command_reads_back_from_its_line() {
+        let commands = [
+            Command::User("alice"),
+            Command::Pass(b" pass with  spaces "),
+            Command::Apop {
+                name: "bob",
+                digest: "c4c9334bac560ecc979e58001b3e22fb",
+            },
+            Command::Stat,
+            Command::List(None),
+            Command::List(Some(2)),
+            Command::Retr(usize::MAX),
+            Command::Dele(3),
+            Command::Noop,
+            Command::Rset,
+            Command::Quit,
+            Command::Top {
+                msg: 1,
+                lines: usize::MAX,
+            },
+            Command::Uidl(None),
+            Command::Uidl(Some(0)),
+            Command::Capa,
+        ];
+        for command in commands {
+            assert_eq!(parse(&command.to_line()), Ok(command));
+        }
+        assert_eq!(Command::Top { msg: 1, lines: 5 }.to_line(), b"TOP 1 5");
     }
 
     #[test]

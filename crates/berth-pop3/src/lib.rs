@@ -36,6 +36,8 @@
 mod command;
 mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 mod lock;
 mod maildir;
 mod message;

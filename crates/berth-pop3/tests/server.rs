@@ -31,6 +31,7 @@ both_engines!(
     idle_session_is_logged_out_and_its_mailbox_unlocked,
     dropped_connection_unlocks_the_mailbox,
     shutdown_ends_sessions_without_deleting,
+    malformed_lines_are_answered_and_the_session_goes_on,
 );
 
 /// A demo Maildir with `alice` / `wonderland` and two messages.
@@ -179,6 +180,33 @@ fn shutdown_ends_sessions_without_deleting(engine: EngineChoice) {
     assert!(server.shutdown(Duration::from_millis(200)));
     assert_eq!(client.rest(), "");
     assert_eq!(fx.messages(), 2);
+}
+
+/// A NUL in a command and 1 MiB without CRLF each get `-ERR`; the rest of
+/// the long line is skipped, and this session and another go on. (The
+/// server's memory meanwhile is measured in berth's `tests/malformed.rs`,
+/// on a line codec configured as this server's.)
+fn malformed_lines_are_answered_and_the_session_goes_on(engine: EngineChoice) {
+    let fx = Fixture::new();
+    let server = start(fx.builder(), engine);
+    let mut client = Client::connect(&server);
+    client.login();
+    assert_eq!(
+        client.command("STAT\0"),
+        "-ERR command contains a control character\r\n"
+    );
+    client.stream.write_all(&vec![b'x'; 1 << 20]).unwrap();
+    assert_eq!(client.line(), "-ERR line too long\r\n");
+    let mut other = Client::connect(&server);
+    assert_eq!(other.command("USER alice"), "+OK send PASS\r\n");
+    // The CRLF ends the long line, which gets no second answer.
+    client.stream.write_all(b"\r\n").unwrap();
+    assert!(client.command("STAT").starts_with("+OK 2 "));
+    assert!(client.command("QUIT").starts_with("+OK"));
+    assert_eq!(client.rest(), "");
+    assert!(other.command("QUIT").starts_with("+OK"));
+    assert_eq!(fx.messages(), 2);
+    assert!(server.shutdown(Duration::from_secs(1)));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use super::conn::{ConnState, Pop3Conn, respond};
 use crate::{Reply, Session, Shared};
 
 /// The longest command line, CRLF included (RFC 2449 section 4).
-pub const MAX_LINE: usize = 255;
+pub const MAX_LINE: usize = crate::command::MAX_LINE_LEN;
 
 /// The POP3 server as a berth [`FrameHandler`]; start it wrapped in a
 /// [`berth::Framed`]. Built by

@@ -305,6 +305,27 @@ fn overlong_arguments_and_lines_are_rejected_without_closing() {
 }
 
 #[test]
+fn nul_and_other_control_characters_are_rejected_without_closing() {
+    let f = fixture();
+    let mut s = f.session();
+    let err = "-ERR command contains a control character\r\n";
+    assert_eq!(send(&mut s, "USER al\0ice"), err);
+    assert_eq!(send(&mut s, "\0"), err);
+    assert_eq!(send(&mut s, "USER alice"), "+OK send PASS\r\n");
+    assert_eq!(send(&mut s, "PASS wonder\0land"), err);
+    // The rejected line came between: PASS no longer follows USER.
+    assert_eq!(
+        send(&mut s, "PASS wonderland"),
+        "-ERR PASS must directly follow USER\r\n"
+    );
+    let mut s = f.login("alice", "wonderland");
+    assert_eq!(send(&mut s, "DELE 1\0"), err);
+    assert_eq!(send(&mut s, "DELE\t2"), err);
+    assert_eq!(send(&mut s, "QUIT\r"), err);
+    assert_eq!(send(&mut s, "STAT"), "+OK 3 83\r\n", "nothing deleted");
+}
+
+#[test]
 fn unknown_and_empty_commands() {
     let f = fixture();
     let mut s = f.session();

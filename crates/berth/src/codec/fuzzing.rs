@@ -1,5 +1,5 @@
 //! Invariant checks for the codecs, shared by the fuzz targets in `fuzz/`
-//! and the corpus test. Not a stable API.
+//! and their stable run (`tests/fuzz_targets.rs`). Not a stable API.
 //!
 //! Each check reads a codec configuration and a chunking seed from the
 //! first bytes of its input and treats the rest as a received stream. It
