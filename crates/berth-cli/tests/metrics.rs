@@ -282,7 +282,7 @@ fn a_scrape_is_strict_openmetrics_and_counts_echo_traffic_exactly(engine: &str) 
 }
 
 fn other_paths_methods_and_garbage_get_their_status(engine: &str) {
-    let (srv, metrics) = serve("echo", engine, &[]);
+    let (mut srv, metrics) = serve("echo", engine, &[]);
     let status = |request: &[u8]| http(metrics, request, false).status;
     assert_eq!(status(b"GET / HTTP/1.0\r\n\r\n"), 404);
     assert_eq!(status(b"GET /metrics/x HTTP/1.0\r\n\r\n"), 404);
@@ -324,6 +324,10 @@ fn other_paths_methods_and_garbage_get_their_status(engine: &str) {
     s.write_all(b"ping").unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_all(&mut s), b"ping");
+    // SIGTERM stops both servers.
+    srv.signal("-TERM");
+    assert!(srv.wait_exit().success());
+    assert!(TcpStream::connect(metrics).is_err(), "metrics still served");
 }
 
 fn refusals_are_counted_by_limit(engine: &str) {
