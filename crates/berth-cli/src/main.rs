@@ -2,6 +2,7 @@
 
 mod bench;
 mod echo;
+mod metrics;
 mod opts;
 mod pop3;
 

@@ -75,6 +75,8 @@ pub struct ServerOpts {
     /// Log connection-level events.
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsOpts,
 }
 
 impl ServerOpts {
@@ -131,10 +133,12 @@ impl ServerOpts {
             .builder(default_buffer_size, idle)
             .start(handler)
             .map_err(|e| e.to_string())?;
+        let metrics = self.metrics.start(&server)?;
         let signal = signals.wait().map_err(|e| format!("signals: {e}"))?;
         tracing::info!(?signal, "draining connections");
         let handle = server.handle();
         server.shutdown(Duration::from_secs(self.drain_timeout));
+        metrics.stop();
         // The last line: the totals delivered to and written by the handler.
         let stats = handle.stats();
         tracing::info!(

@@ -59,7 +59,7 @@ pub struct DemoArgs {
 }
 
 /// `berth pop3`.
-pub fn run(args: Pop3Args) -> Result<(), String> {
+pub fn run(mut args: Pop3Args) -> Result<(), String> {
     check_maildir(&args.maildir)?;
     let users = Users::load(&args.users).map_err(|e| e.to_string())?;
     let handler = Pop3Server::builder(users, args.maildir.clone())
@@ -70,6 +70,7 @@ pub fn run(args: Pop3Args) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let pool = handler.worker_pool().clone();
+    args.server.metrics.worker_pool(pool.clone());
     // The server (and with it the handler and its autologout timer) is gone
     // when `serve` returns; then let the workers finish.
     let served = args.server.serve(
