@@ -53,6 +53,7 @@ pub struct ServerBuilder {
     max_connections: Option<usize>,
     max_connections_per_ip: Option<u32>,
     proxy_protocol: bool,
+    reuse_port: bool,
 }
 
 impl Default for ServerBuilder {
@@ -74,6 +75,7 @@ impl Default for ServerBuilder {
             max_connections: None,
             max_connections_per_ip: None,
             proxy_protocol: false,
+            reuse_port: false,
         }
     }
 }
@@ -265,6 +267,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Bind the default listener with `SO_REUSEPORT` (default off), so a
+    /// new server can start on the same address beside this one (as the
+    /// same user).
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
     fn check_limits(&self) -> Result<(), Error> {
         let l = &self.limits;
         if l.low_water > l.high_water {
@@ -319,15 +329,18 @@ impl ServerBuilder {
         sys::ignore_sigpipe();
         self.check_limits()?;
         let engine = self.resolve_engine()?;
-        let listener = match self.listener.take() {
-            Some(source) => source
-                .into_listener(self.backlog)
-                .map_err(Error::Listener)?,
-            None => default_listener(self.addr, self.backlog).map_err(|source| Error::Bind {
-                addr: self.addr,
-                source,
-            })?,
-        };
+        let listener =
+            match self.listener.take() {
+                Some(source) => source
+                    .into_listener(self.backlog)
+                    .map_err(Error::Listener)?,
+                None => default_listener(self.addr, self.backlog, self.reuse_port).map_err(
+                    |source| Error::Bind {
+                        addr: self.addr,
+                        source,
+                    },
+                )?,
+            };
         let local_addr = listener.local_addr().map_err(Error::Listener)?;
         let buffer_size = self.buffer_size;
         let config = self.thread_config();
@@ -395,5 +408,5 @@ impl ServerBuilder {
 /// Bind `addr` with the default listener settings (used by tools that want
 /// to report a bind error before starting anything else).
 pub fn bind(addr: SocketAddr, backlog: i32) -> Result<TcpListener, Error> {
-    default_listener(addr, backlog).map_err(|source| Error::Bind { addr, source })
+    default_listener(addr, backlog, false).map_err(|source| Error::Bind { addr, source })
 }
