@@ -9,6 +9,7 @@ use crate::buffer::BufPool;
 use crate::driver::admission::{Admission, default_max_connections};
 use crate::driver::door;
 use crate::driver::event_loop::ThreadConfig;
+use crate::driver::handover::DEFAULT_HANDOVER_GRACE;
 use crate::driver::limits::{Limits, OverflowPolicy};
 use crate::engine::{EngineChoice, EngineKind, probe_uring, sys};
 use crate::error::Error;
@@ -54,6 +55,7 @@ pub struct ServerBuilder {
     max_connections_per_ip: Option<u32>,
     proxy_protocol: bool,
     reuse_port: bool,
+    handover_grace: Duration,
 }
 
 impl Default for ServerBuilder {
@@ -76,6 +78,7 @@ impl Default for ServerBuilder {
             max_connections_per_ip: None,
             proxy_protocol: false,
             reuse_port: false,
+            handover_grace: DEFAULT_HANDOVER_GRACE,
         }
     }
 }
@@ -267,11 +270,36 @@ impl ServerBuilder {
         self
     }
 
-    /// Bind the default listener with `SO_REUSEPORT` (default off), so a
-    /// new server can start on the same address beside this one (as the
-    /// same user).
+    /// Share the listening address with a newer process, for restarts
+    /// that refuse nothing (default off). The default listener is bound
+    /// with `SO_REUSEPORT`, so a new server can start on the same address
+    /// beside this one (as the same user). When this server then shuts
+    /// down gracefully, it hands over instead of closing its listener at
+    /// once: it steers new connections to the newer listener with a
+    /// reuseport BPF program, accepts and serves what is still queued in
+    /// its own backlog for the grace period
+    /// ([`ServerBuilder::handover_grace`]), and only then closes the
+    /// listener and drains its connections — so no connection queued to
+    /// it is reset, with or without `net.ipv4.tcp_migrate_req`.
+    ///
+    /// It is meant for one old and one new server at a time: the steering
+    /// sends new connections to the listener that joined the address
+    /// second. Servers sharing an address for load sharing should not use
+    /// it. A [`listener`](ServerBuilder::listener) supplied by the user is
+    /// handed over the same way if it was bound with `SO_REUSEPORT`.
     pub fn reuse_port(mut self, on: bool) -> Self {
         self.reuse_port = on;
+        self
+    }
+
+    /// How long a [`reuse_port`](ServerBuilder::reuse_port) server, once
+    /// told to shut down, keeps accepting what still reaches its listener
+    /// (handshakes begun before the steering end one round trip later),
+    /// and how long each connection it accepted is served before the drain
+    /// closes it. Default [`DEFAULT_HANDOVER_GRACE`] (250 ms); the shutdown
+    /// deadline bounds it.
+    pub fn handover_grace(mut self, grace: Duration) -> Self {
+        self.handover_grace = grace;
         self
     }
 
@@ -394,6 +422,7 @@ impl ServerBuilder {
             ring_entries: self.ring_entries,
             nodelay: self.nodelay,
             proxy_protocol: self.proxy_protocol,
+            handover: self.reuse_port.then_some(self.handover_grace),
             limits: Limits {
                 thread_buffered: self
                     .max_buffered
