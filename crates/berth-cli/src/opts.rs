@@ -77,6 +77,12 @@ pub struct ServerOpts {
     pub verbose: bool,
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsOpts,
+    /// Share the address with a newer berth (SO_REUSEPORT) for restarts that
+    /// refuse nothing: start the new one with --reuse-port too, then stop
+    /// this one; it steers new connections to the new one and serves what
+    /// is still queued to it before closing.
+    #[arg(long)]
+    pub reuse_port: bool,
 }
 
 impl ServerOpts {
@@ -98,7 +104,8 @@ impl ServerOpts {
             .max_write_queue(self.max_write_queue)
             .max_buffered(self.max_buffered)
             .frame_timeout(Duration::from_secs(self.frame_timeout))
-            .proxy_protocol(self.proxy_protocol);
+            .proxy_protocol(self.proxy_protocol)
+            .reuse_port(self.reuse_port);
         if let Some(idle) = idle {
             b = b.idle_timeout(idle);
         }

@@ -58,6 +58,7 @@ pub mod worker;
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};
 pub use conn::{Conn, ConnError, ConnHandle, ConnId, Shutdown};
 pub use driver::admission::{DESCRIPTOR_RESERVE, default_max_connections};
+pub use driver::handover::DEFAULT_HANDOVER_GRACE;
 pub use driver::limits::OverflowPolicy;
 pub use driver::stats::CloseReason;
 pub use engine::{EngineChoice, EngineKind, ParseEngineError, UringUnavailable, probe_uring};

@@ -60,10 +60,19 @@ impl ListenerSource {
     }
 }
 
-/// The default listener: IPv4 or IPv6 per `addr`, `SO_REUSEADDR`, `backlog`.
-pub(crate) fn default_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+/// The default listener: IPv4 or IPv6 per `addr`, `SO_REUSEADDR`, `backlog`;
+/// with `reuse_port`, `SO_REUSEPORT` too, so that a newer process can listen
+/// on the same address beside this one.
+pub(crate) fn default_listener(
+    addr: SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

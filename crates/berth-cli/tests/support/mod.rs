@@ -95,6 +95,28 @@ impl Running {
             self.log.push(line);
         }
         &self.log
+
+    }
+
+    /// The log lines written so far (without waiting) that contain `needle`.
+    pub fn count(&mut self, needle: &str) -> usize {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        self.log.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Read the log to its end (the server has exited).
+    pub fn read_log_to_end(&mut self) {
+        let end = Instant::now() + TIMEOUT;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+            }
+        }
+        panic!("the log did not end; log so far: {:#?}", self.log);
     }
 
     /// A connection to the server, with read and write timeouts.

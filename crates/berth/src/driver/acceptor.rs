@@ -1,7 +1,8 @@
 //! The accepting thread's policy, the same on every engine: pause and
 //! resume, backing off when descriptors run out (EMFILE/ENFILE) instead of
-//! spinning, `TCP_NODELAY` inherited from the listener, and spreading
-//! accepted connections over the IO threads round-robin.
+//! spinning, `TCP_NODELAY` inherited from the listener, spreading accepted
+//! connections over the IO threads round-robin, and how accepting stops
+//! (at once, or handing over to a newer listener: `handover.rs`).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,6 +15,7 @@ use crate::driver::admission::Admission;
 use crate::driver::backend::Backend;
 use crate::driver::core::Core;
 use crate::driver::door;
+use crate::driver::handover::Handover;
 use crate::driver::mailbox::{Command, Mailbox};
 use crate::driver::stats::{CloseReason, ThreadStats};
 use crate::handler::Handler;
@@ -25,7 +27,8 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// The accepting thread's policy.
 pub(crate) struct Acceptor {
     pub paused: bool,
-    pub stopped: bool,
+    /// How accepting stops.
+    pub handover: Handover,
     retry_at: Option<Instant>,
     backoff: Duration,
     next: usize,
@@ -37,6 +40,12 @@ pub(crate) struct Acceptor {
 /// Accepted sockets without an inherited `TCP_NODELAY`, in a row, after
 /// which each is given it without checking first.
 const NODELAY_MISSES: u8 = 16;
+
+/// The most connections taken from the queue just before the listener
+/// closes after a handover. Only a listener that new connections still
+/// reach (no newer listener to steer them to) can have more; they are
+/// reset when it closes, as they would be without a handover.
+const CLOSE_DRAIN_MAX: usize = 4096;
 
 /// How accepted sockets get `TCP_NODELAY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +66,15 @@ enum NoDelay {
 
 impl Acceptor {
     /// The accept policy for `listener`, whose `TCP_NODELAY` is set to
-    /// `nodelay` here so that accepted sockets inherit it.
+    /// `nodelay` here so that accepted sockets inherit it. `handover`: the
+    /// grace period of a handover when accepting stops, for a listener
+    /// shared with `SO_REUSEPORT` (ignored if it is not).
     pub fn new(
         mailboxes: Arc<[Arc<Mailbox>]>,
         nodelay: bool,
         listener: &TcpListener,
         admission: Arc<Admission>,
+        handover: Option<Duration>,
     ) -> Self {
         let on_listener = SockRef::from(listener).set_tcp_nodelay(nodelay);
         let nodelay = match (nodelay, on_listener) {
@@ -73,9 +85,15 @@ impl Acceptor {
                 NoDelay::PerSocket
             }
         };
+        let shared = SockRef::from(listener).reuse_port().unwrap_or(false);
+        if handover.is_some() && !shared {
+            tracing::warn!(
+                "the listener is not shared with SO_REUSEPORT: no handover when accepting stops"
+            );
+        }
         Acceptor {
             paused: false,
-            stopped: false,
+            handover: Handover::new(handover.filter(|_| shared)),
             retry_at: None,
             backoff: BACKOFF_MIN,
             next: 0,
@@ -110,17 +128,67 @@ impl Acceptor {
         }
     }
 
-    /// Whether accepting should be active now.
+    /// Whether accepting should be active now. Draining before a
+    /// handover's close, a paused listener accepts too.
     pub fn wants_accept(&mut self, now: Instant) -> bool {
         if self.retry_at.is_some_and(|t| now >= t) {
             self.retry_at = None;
         }
-        !self.paused && !self.stopped && self.retry_at.is_none()
+        let h = &self.handover;
+        h.accepting() && (!self.paused || h.draining()) && self.retry_at.is_none()
     }
 
-    /// When the back-off ends, if backing off.
+    /// When the back-off or a stage of stopping ends, whichever is first.
     pub fn timer(&self) -> Option<Instant> {
-        self.retry_at
+        [self.retry_at, self.handover.timer()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Close `listener` now that accepting has ended. After a handover,
+    /// first take what is left in its queue: `accept` (non-blocking) until
+    /// the queue is empty, each connection routed as usual so it is served
+    /// (at most `CLOSE_DRAIN_MAX`); then the handover settles.
+    pub fn close<H: Handler, B: Backend, L>(
+        &mut self,
+        core: &mut Core<H, B::Io>,
+        be: &mut B,
+        listener: L,
+        mut accept: impl FnMut(&L) -> io::Result<(TcpStream, SocketAddr)>,
+    ) {
+        let handover = self.handover.draining();
+        if handover {
+            self.drain_queue(core, be, || accept(&listener));
+        }
+        drop(listener); // stop listening: close the socket
+        if handover {
+            let accepted = self.handover.closed(Instant::now());
+            tracing::info!(accepted, "listener closed after the handover");
+        }
+    }
+
+    fn drain_queue<H: Handler, B: Backend>(
+        &mut self,
+        core: &mut Core<H, B::Io>,
+        be: &mut B,
+        mut accept: impl FnMut() -> io::Result<(TcpStream, SocketAddr)>,
+    ) {
+        for _ in 0..CLOSE_DRAIN_MAX {
+            match accept() {
+                Ok((stream, peer)) => self.route(core, be, stream, peer),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    if self.failed(&err, &*core.handler) {
+                        return; // out of descriptors: the rest are reset
+                    }
+                }
+            }
+        }
+        tracing::warn!(
+            "connections still arriving as the listener closes (is a newer listener running?)"
+        );
     }
 
     /// A failed accept. Returns true when it means "out of descriptors or
@@ -152,6 +220,9 @@ impl Acceptor {
         peer: SocketAddr,
     ) {
         self.backoff = BACKOFF_MIN;
+        if self.handover.draining() {
+            self.handover.accepted(Instant::now());
+        }
         if let Err(reason) = self.admission.admit(peer.ip()) {
             return refuse(core, stream, peer, reason);
         }
@@ -216,7 +287,7 @@ mod tests {
     fn acceptor(nodelay: bool, listener: &TcpListener) -> Acceptor {
         let mailbox = Arc::new(Mailbox::new(true).unwrap());
         let admission = Arc::new(Admission::new(usize::MAX, None));
-        Acceptor::new(Arc::from([mailbox]), nodelay, listener, admission)
+        Acceptor::new(Arc::from([mailbox]), nodelay, listener, admission, None)
     }
 
     /// Connect to `listener` and accept, both with timeouts.

@@ -11,14 +11,16 @@
 //!    readiness) into the core;
 //! 2. drain the mailbox if it was signalled;
 //! 3. fire the deadlines that passed (shutdown, connects, connection timers);
-//! 4. bring accepting in line with the policy;
+//! 4. bring accepting in line with the policy; after a handover
+//!    (`handover.rs`), stop the IO threads once it has settled;
 //! 5. exit once stopped with nothing live or in flight;
 //! 6. wait for events until the nearest deadline.
 
 use std::io;
 use std::net::TcpListener;
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::buffer::BufPool;
 use crate::driver::acceptor::{self, Acceptor};
@@ -27,10 +29,12 @@ use crate::driver::backend::Backend;
 use crate::driver::connector::Connector;
 use crate::driver::core::Core;
 use crate::driver::door;
+use crate::driver::handover;
 use crate::driver::limits::Limits;
 use crate::driver::mailbox::{Command, Mailbox};
 use crate::driver::stats::ThreadStats;
 use crate::driver::timers::Timers;
+use crate::engine::sys;
 use crate::handler::Handler;
 use crate::lifecycle::ServerEvent;
 
@@ -45,6 +49,10 @@ pub(crate) struct ThreadConfig {
     pub proxy_protocol: bool,
     /// Write limits and timeouts for every connection.
     pub limits: Limits,
+    /// The grace period of a handover when accepting stops, for a
+    /// listener shared with `SO_REUSEPORT` (`handover.rs`); `None`: the
+    /// listener closes at once.
+    pub handover: Option<Duration>,
 }
 
 /// Everything an IO thread is started with.
@@ -84,6 +92,7 @@ impl<H: Handler> ThreadCtx<H> {
                     self.config.nodelay,
                     l,
                     Arc::clone(&self.admission),
+                    self.config.handover,
                 )
             }),
             connector: Connector::new(self.config.nodelay),
@@ -104,6 +113,8 @@ pub(crate) trait Engine: Backend + Sized {
     /// accept, or accept what is waiting, and close the listener once
     /// accepting has stopped for good.
     fn sync_accept<H: Handler>(&mut self, th: &mut IoThread<H, Self::Io>);
+    /// The listener, while it is open.
+    fn listener_fd(&self) -> Option<BorrowedFd<'_>>;
     /// The listener is closed and no operation of the thread's own is in
     /// flight (the thread may exit).
     fn is_quiet(&self) -> bool;
@@ -148,6 +159,7 @@ fn run_loop<H: Handler, E: Engine>(engine: &mut E, th: &mut IoThread<H, E::Io>) 
         }
         th.expire(engine, now);
         engine.sync_accept(th);
+        th.settle(engine);
         if th.is_done() && engine.is_quiet() {
             return Ok(());
         }
@@ -163,10 +175,9 @@ impl<H: Handler, I> IoThread<H, I> {
 
     /// The nearest deadline the thread keeps.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let backoff = self.acceptor.as_ref().and_then(Acceptor::timer);
+        let accept = self.acceptor.as_ref().and_then(Acceptor::timer);
         let wheel = self.core.wheel.next_deadline();
-        self.timers
-            .nearest([backoff, self.connector.timer(), wheel])
+        self.timers.nearest([accept, self.connector.timer(), wheel])
     }
 
     /// Fire what is due at `now`: the shutdown deadline, connect timeouts,
@@ -185,7 +196,7 @@ impl<H: Handler, I> IoThread<H, I> {
     }
 
     /// Apply every command queued by other threads, in order.
-    fn drain_mailbox<B: Backend<Io = I>>(&mut self, be: &mut B) {
+    fn drain_mailbox<E: Engine<Io = I>>(&mut self, be: &mut E) {
         let mailbox = Arc::clone(&self.core.mailbox);
         mailbox.rearm();
         while let Some(cmd) = mailbox.pop() {
@@ -210,22 +221,53 @@ impl<H: Handler, I> IoThread<H, I> {
                 }
                 Command::PauseAccept => self.set_paused(true),
                 Command::ResumeAccept => self.set_paused(false),
-                Command::Stop { deadline } => {
-                    if let Some(a) = self.acceptor.as_mut() {
-                        a.stopped = true;
-                        // Forwarded after every hand-over already queued, so no
-                        // connection reaches a thread after it stopped.
-                        for mb in a.mailboxes.iter().skip(1) {
-                            mb.push(Command::Stop { deadline });
-                        }
-                    }
-                    self.timers.set_stop(deadline);
-                    self.core.stop(be);
-                    self.connector
-                        .expire(&mut self.core, be, Instant::now(), true);
-                }
+                Command::Stop { deadline } => self.on_stop(be, deadline),
             }
         }
+    }
+
+    /// A graceful shutdown was asked for. The accepting thread of a shared
+    /// listener steers new connections away from it and hands over
+    /// (`handover.rs`): the IO threads are stopped only when that has
+    /// settled ([`IoThread::settle`]). Otherwise they are stopped now.
+    fn on_stop<E: Engine<Io = I>>(&mut self, be: &mut E, deadline: Instant) {
+        if let Some(a) = self.acceptor.as_mut() {
+            if a.handover.steers()
+                && let Some(fd) = be.listener_fd()
+            {
+                steer_away(fd);
+            }
+            if !a.handover.stop(Instant::now(), deadline) {
+                return;
+            }
+        }
+        self.stop_threads(be, deadline);
+    }
+
+    /// After a handover: stop the IO threads once it has settled.
+    fn settle<B: Backend<Io = I>>(&mut self, be: &mut B) {
+        let now = Instant::now();
+        let due = self.acceptor.as_mut().and_then(|a| a.handover.settled(now));
+        if let Some(deadline) = due {
+            tracing::info!("handover settled; draining connections");
+            self.stop_threads(be, deadline);
+        }
+    }
+
+    /// Stop this thread (and, from the accepting thread, the others): no
+    /// new connections; each open one finishes its writes and closes.
+    fn stop_threads<B: Backend<Io = I>>(&mut self, be: &mut B, deadline: Instant) {
+        if let Some(a) = self.acceptor.as_mut() {
+            // Forwarded after every hand-over already queued, so no
+            // connection reaches a thread after it stopped.
+            for mb in a.mailboxes.iter().skip(1) {
+                mb.push(Command::Stop { deadline });
+            }
+        }
+        self.timers.set_stop(deadline);
+        self.core.stop(be);
+        self.connector
+            .expire(&mut self.core, be, Instant::now(), true);
     }
 
     fn set_paused(&mut self, paused: bool) {
@@ -242,5 +284,21 @@ impl<H: Handler, I> IoThread<H, I> {
             ServerEvent::AcceptingResumed
         };
         door::server_event(&*self.core.handler, event);
+    }
+}
+
+/// Attach the steering program to the listener's reuseport group, so new
+/// connections go to the newest listener (`handover.rs`).
+fn steer_away(listener: BorrowedFd<'_>) {
+    match sys::attach_reuseport_cbpf(listener, &handover::steering_program()) {
+        Ok(()) => tracing::info!(
+            index = handover::STEER_TO_INDEX,
+            "handing over: new connections go to the newer listener on this address"
+        ),
+        Err(err) => tracing::warn!(
+            %err,
+            "could not steer new connections away (SO_ATTACH_REUSEPORT_CBPF); \
+             some may reach this listener until it closes"
+        ),
     }
 }

@@ -11,6 +11,7 @@
 //! | `door.rs` | the one door into user code (every callback under `catch_unwind`) |
 //! | `mailbox.rs` | the cross-thread command queue and its eventfd wake-up |
 //! | `acceptor.rs` | the accept policy: pause, EMFILE back-off, `TCP_NODELAY`, round-robin |
+//! | `handover.rs` | how accepting stops: at once, or handing over to a newer `SO_REUSEPORT` listener |
 //! | `connector.rs` | outbound connects: non-blocking connect, writability, timeout |
 //! | `timers.rs` | the thread's deadlines (the nearest bounds the loop's wait); connection timers fired |
 //! | `wheel.rs` | the hashed timer wheel holding the connections' timers |
@@ -30,6 +31,7 @@ pub(crate) mod connector;
 pub(crate) mod core;
 pub(crate) mod door;
 pub(crate) mod event_loop;
+pub(crate) mod handover;
 pub(crate) mod key;
 pub(crate) mod limits;
 pub(crate) mod mailbox;

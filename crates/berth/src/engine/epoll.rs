@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -262,10 +262,16 @@ impl Engine for Epoll {
         let Some(acceptor) = th.acceptor.as_mut() else {
             return;
         };
-        if acceptor.stopped {
-            if let Some(mut l) = self.listener.take() {
-                let _ = self.registry.deregister(&mut l);
-            }
+        if acceptor.handover.should_close(Instant::now()) {
+            // Out of `self` while draining, as below.
+            let Some(mut listener) = self.listener.take() else {
+                return;
+            };
+            let _ = self.registry.deregister(&mut listener);
+            acceptor.close(&mut th.core, self, listener, |l| {
+                let (stream, peer) = l.accept()?;
+                Ok((TcpStream::from(OwnedFd::from(stream)), peer))
+            });
             return;
         }
         // Out of `self` while accepting: routing a connection to this
@@ -294,6 +300,10 @@ impl Engine for Epoll {
         self.listener = Some(listener);
         // The budget may have run out with connections still waiting.
         self.accept_more = self.accept_ready && acceptor.wants_accept(Instant::now());
+    }
+
+    fn listener_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.listener.as_ref().map(AsFd::as_fd)
     }
 
     fn is_quiet(&self) -> bool {

@@ -1,7 +1,7 @@
-//! Small system-call wrappers the engines share.
+//! Small system-call wrappers the engines and the driver share.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// A non-blocking eventfd used to wake an IO thread.
 #[derive(Debug)]
@@ -46,6 +46,44 @@ impl EventFd {
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// Attach a classic BPF program to the `SO_REUSEPORT` group of `listener`
+/// (`SO_ATTACH_REUSEPORT_CBPF`): from now on the kernel runs it for each
+/// new connection to the group and gives the connection to the socket at
+/// the index it returns (its hash picks one if the index is out of range).
+/// The program belongs to the group, not to `listener`: it stays after
+/// `listener` closes, until another replaces it or the group is empty.
+///
+/// Fails with `EINVAL` if `listener` is not in a reuseport group, or if the
+/// kernel rejects the program.
+pub(crate) fn attach_reuseport_cbpf(
+    listener: BorrowedFd<'_>,
+    program: &[libc::sock_filter],
+) -> io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` and the `len` instructions it points at live for the
+    // whole call; the kernel only reads them (it copies the program in
+    // before returning) and writes through no pointer. The option length
+    // is the size of the `sock_fprog` passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&raw const fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Ignore SIGPIPE for the whole process: a write to a closed socket must

@@ -9,6 +9,7 @@ use crate::buffer::BufPool;
 use crate::driver::admission::{Admission, default_max_connections};
 use crate::driver::door;
 use crate::driver::event_loop::ThreadConfig;
+use crate::driver::handover::DEFAULT_HANDOVER_GRACE;
 use crate::driver::limits::{Limits, OverflowPolicy};
 use crate::engine::{EngineChoice, EngineKind, probe_uring, sys};
 use crate::error::Error;
@@ -53,6 +54,8 @@ pub struct ServerBuilder {
     max_connections: Option<usize>,
     max_connections_per_ip: Option<u32>,
     proxy_protocol: bool,
+    reuse_port: bool,
+    handover_grace: Duration,
 }
 
 impl Default for ServerBuilder {
@@ -74,6 +77,8 @@ impl Default for ServerBuilder {
             max_connections: None,
             max_connections_per_ip: None,
             proxy_protocol: false,
+            reuse_port: false,
+            handover_grace: DEFAULT_HANDOVER_GRACE,
         }
     }
 }
@@ -265,6 +270,39 @@ impl ServerBuilder {
         self
     }
 
+    /// Share the listening address with a newer process, for restarts
+    /// that refuse nothing (default off). The default listener is bound
+    /// with `SO_REUSEPORT`, so a new server can start on the same address
+    /// beside this one (as the same user). When this server then shuts
+    /// down gracefully, it hands over instead of closing its listener at
+    /// once: it steers new connections to the newer listener with a
+    /// reuseport BPF program, accepts and serves what is still queued in
+    /// its own backlog for the grace period
+    /// ([`ServerBuilder::handover_grace`]), and only then closes the
+    /// listener and drains its connections — so no connection queued to
+    /// it is reset, with or without `net.ipv4.tcp_migrate_req`.
+    ///
+    /// It is meant for one old and one new server at a time: the steering
+    /// sends new connections to the listener that joined the address
+    /// second. Servers sharing an address for load sharing should not use
+    /// it. A [`listener`](ServerBuilder::listener) supplied by the user is
+    /// handed over the same way if it was bound with `SO_REUSEPORT`.
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// How long a [`reuse_port`](ServerBuilder::reuse_port) server, once
+    /// told to shut down, keeps accepting what still reaches its listener
+    /// (handshakes begun before the steering end one round trip later),
+    /// and how long each connection it accepted is served before the drain
+    /// closes it. Default [`DEFAULT_HANDOVER_GRACE`] (250 ms); the shutdown
+    /// deadline bounds it.
+    pub fn handover_grace(mut self, grace: Duration) -> Self {
+        self.handover_grace = grace;
+        self
+    }
+
     fn check_limits(&self) -> Result<(), Error> {
         let l = &self.limits;
         if l.low_water > l.high_water {
@@ -319,15 +357,18 @@ impl ServerBuilder {
         sys::ignore_sigpipe();
         self.check_limits()?;
         let engine = self.resolve_engine()?;
-        let listener = match self.listener.take() {
-            Some(source) => source
-                .into_listener(self.backlog)
-                .map_err(Error::Listener)?,
-            None => default_listener(self.addr, self.backlog).map_err(|source| Error::Bind {
-                addr: self.addr,
-                source,
-            })?,
-        };
+        let listener =
+            match self.listener.take() {
+                Some(source) => source
+                    .into_listener(self.backlog)
+                    .map_err(Error::Listener)?,
+                None => default_listener(self.addr, self.backlog, self.reuse_port).map_err(
+                    |source| Error::Bind {
+                        addr: self.addr,
+                        source,
+                    },
+                )?,
+            };
         let local_addr = listener.local_addr().map_err(Error::Listener)?;
         let buffer_size = self.buffer_size;
         let config = self.thread_config();
@@ -381,6 +422,7 @@ impl ServerBuilder {
             ring_entries: self.ring_entries,
             nodelay: self.nodelay,
             proxy_protocol: self.proxy_protocol,
+            handover: self.reuse_port.then_some(self.handover_grace),
             limits: Limits {
                 thread_buffered: self
                     .max_buffered
@@ -395,5 +437,5 @@ impl ServerBuilder {
 /// Bind `addr` with the default listener settings (used by tools that want
 /// to report a bind error before starting anything else).
 pub fn bind(addr: SocketAddr, backlog: i32) -> Result<TcpListener, Error> {
-    default_listener(addr, backlog).map_err(|source| Error::Bind { addr, source })
+    default_listener(addr, backlog, false).map_err(|source| Error::Bind { addr, source })
 }

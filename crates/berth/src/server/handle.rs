@@ -90,6 +90,8 @@ impl ServerHandle {
     /// call [`Lifecycle::closing`](crate::Lifecycle::closing) for each connection and close it. After
     /// `deadline`, the remaining connections are closed abortively. Returns
     /// at once; [`Server::wait`](crate::Server::wait) waits for the end.
+    /// A server built with [`reuse_port`](crate::ServerBuilder::reuse_port)
+    /// first hands its address over to a newer listener, within `deadline`.
     pub fn shutdown(&self, deadline: Duration) {
         if !self.stopping.swap(true, Ordering::AcqRel) {
             let deadline = Instant::now() + deadline;

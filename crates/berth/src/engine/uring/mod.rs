@@ -20,8 +20,8 @@ mod ops;
 mod submit;
 
 use std::io;
-use std::net::TcpStream;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -114,13 +114,17 @@ impl Engine for Ring {
         }
     }
 
-    /// Arm or cancel the multishot accept to match the accept policy.
+    /// Arm or cancel the multishot accept to match the accept policy, and
+    /// close the listener when accepting ends: after a handover, once the
+    /// multishot accept's final completion is reaped (every connection it
+    /// took routed), with the queue emptied by non-blocking accepts first.
     fn sync_accept<H: Handler>(&mut self, th: &mut IoThread<H, Self::Io>) {
         let Some(acceptor) = th.acceptor.as_mut() else {
             return;
         };
-        let want = acceptor.wants_accept(Instant::now()) && self.listener.is_some();
-        let stopped = acceptor.stopped;
+        let now = Instant::now();
+        let close = acceptor.handover.should_close(now);
+        let want = !close && acceptor.wants_accept(now) && self.listener.is_some();
         match (want, self.accept) {
             (true, OpState::Idle) => {
                 let fd = types::Fd(self.listener.as_ref().map_or(-1, |l| l.as_raw_fd()));
@@ -134,9 +138,30 @@ impl Engine for Ring {
             (false, OpState::Armed) => self.cancel_accept(),
             _ => {}
         }
-        if stopped && self.accept == OpState::Idle {
-            self.listener = None; // stop listening: close the socket
+        if !close || self.accept != OpState::Idle {
+            return;
         }
+        // Out of `self` while draining: routing a connection to this thread
+        // submits its receive.
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        // Accepting from here on may only take what is already queued.
+        let drainable = listener
+            .set_nonblocking(true)
+            .inspect_err(|err| tracing::warn!(%err, "cannot drain the listener's queue"))
+            .is_ok();
+        acceptor.close(&mut th.core, self, listener, |l: &TcpListener| {
+            if drainable {
+                l.accept()
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        });
+    }
+
+    fn listener_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.listener.as_ref().map(AsFd::as_fd)
     }
 
     fn is_quiet(&self) -> bool {
@@ -346,7 +371,7 @@ impl Ring {
             // SAFETY: the kernel just created this descriptor for us; nothing
             // else owns it.
             let stream = unsafe { TcpStream::from_raw_fd(res) };
-            if acceptor.stopped {
+            if acceptor.handover.is_stopped() {
                 return; // accepted while being cancelled: closed unserved
             }
             match stream.peer_addr() {
