@@ -221,6 +221,7 @@ impl<H: Handler, I> IoThread<H, I> {
                     self.connector
                         .expire(&mut self.core, be, Instant::now(), true);
                 }
+                Command::Hurry { deadline } => self.timers.hurry(deadline),
             }
         }
     }
