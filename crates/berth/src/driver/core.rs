@@ -288,6 +288,7 @@ impl<H: Handler, I> Core<H, I> {
         {
             e.st.set(STOPPING);
         }
+        tracing::debug!(conn = %id, %peer, "connection opened");
         door::server_event(&*self.handler, ServerEvent::ConnectionOpened { id, peer });
         self.call(key, |h, c, s| h.connection_established(c, s, peer));
         self.kick(be, key);
@@ -334,6 +335,7 @@ impl<H: Handler, I> Core<H, I> {
         if door::renew_state(&mut e.state) && self.spare.len() < self.max_spare {
             self.spare.push(e);
         }
+        tracing::debug!(conn = %id, %peer, reason = %reason.name(), "connection closed");
         door::server_event(&*self.handler, ServerEvent::ConnectionClosed { id, peer });
     }
 

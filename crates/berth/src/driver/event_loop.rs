@@ -235,8 +235,10 @@ impl<H: Handler, I> IoThread<H, I> {
         }
         a.paused = paused;
         let event = if paused {
+            tracing::info!("accepting paused; new connections wait in the backlog");
             ServerEvent::AcceptingPaused
         } else {
+            tracing::info!("accepting resumed");
             ServerEvent::AcceptingResumed
         };
         door::server_event(&*self.core.handler, event);
