@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::control::Request;
 
@@ -51,19 +52,26 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
             deadline_secs: deadline,
         },
     };
-    let reply = ask(&args.control, request, Duration::from_secs(args.timeout))?;
-    if reply.get("ok") != Some(&Value::Bool(true)) {
+    let line = ask(&args.control, request, Duration::from_secs(args.timeout))?;
+    let shown = args.control.display();
+    let reply: Answer<'_> =
+        serde_json::from_str(&line).map_err(|e| format!("unreadable answer from {shown}: {e}"))?;
+    if !reply.ok {
         let error = reply
-            .get("error")
-            .and_then(Value::as_str)
+            .error
+            .as_deref()
             .unwrap_or("the server refused the request");
         return Err(format!("the server answered: {error}"));
     }
     match request {
         Request::Pause => println!("accepting paused"),
         Request::Resume => println!("accepting resumed"),
-        Request::Stats => println!("{}", reply.get("stats").unwrap_or(&Value::Null)),
-        Request::Shutdown { .. } => match reply.get("deadline_secs").and_then(Value::as_u64) {
+        // As the server wrote it, its fields in order.
+        Request::Stats => match reply.stats {
+            Some(stats) => println!("{}", stats.get()),
+            None => return Err(format!("the answer from {shown} has no stats")),
+        },
+        Request::Shutdown { .. } => match reply.deadline_secs {
             Some(secs) => println!("draining; connections still open in {secs} s are reset"),
             None => println!("draining"),
         },
@@ -71,8 +79,18 @@ pub fn run(args: CtlArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Send one request and read its answer.
-fn ask(path: &Path, request: Request, timeout: Duration) -> Result<Value, String> {
+/// The fields of an answer that `berth ctl` reads.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    ok: bool,
+    error: Option<String>,
+    #[serde(borrow)]
+    stats: Option<&'a RawValue>,
+    deadline_secs: Option<u64>,
+}
+
+/// Send one request and read its answer line.
+fn ask(path: &Path, request: Request, timeout: Duration) -> Result<String, String> {
     let shown = path.display();
     let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => format!(
@@ -106,5 +124,5 @@ fn ask(path: &Path, request: Request, timeout: Duration) -> Result<Value, String
             "the server on {shown} closed the connection without answering"
         ));
     }
-    serde_json::from_str(&answer).map_err(|e| format!("unreadable answer from {shown}: {e}"))
+    Ok(answer)
 }

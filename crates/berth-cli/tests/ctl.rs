@@ -129,6 +129,13 @@ fn pause_leaves_new_connections_in_the_backlog_until_resume(engine: &str) {
 fn stats_has_the_documented_keys_and_counts_the_traffic(engine: &str) {
     let dir = TempDir::new(&format!("stats-{engine}"));
     let srv = server(engine, &dir.socket(), &["--io-threads", "2"]);
+    // The fields come in the documented order, for people reading it.
+    let line = ctl_ok(&dir.socket(), &["stats"]);
+    assert!(line.starts_with(r#"{"engine":"#), "{line}");
+    assert!(
+        line.contains(r#""closed_by_reason":{"client_close":0,"server_close":0,"reset":0,"#),
+        "{line}"
+    );
     let s = stats(&dir.socket());
     assert_eq!(
         keys(&s),

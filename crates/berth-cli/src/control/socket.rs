@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth::{BufPool, ServerHandle, WorkerPool};
-use serde_json::{Value, json};
+use serde_json::json;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::Request;
@@ -168,13 +168,13 @@ fn serve_conn(stream: UnixStream, target: &Target) {
         let complete = line.ends_with('\n');
         let (reply, then) = if !complete && line.len() as u64 > MAX_LINE {
             let error = format!("request longer than {MAX_LINE} bytes");
-            (json!({"ok": false, "error": error}), None)
+            (json!({"ok": false, "error": error}).to_string(), None)
         } else if line.trim().is_empty() {
             continue;
         } else {
             answer(line.trim(), target)
         };
-        let mut bytes = reply.to_string().into_bytes();
+        let mut bytes = reply.into_bytes();
         bytes.push(b'\n');
         let sent = out.write_all(&bytes).is_ok();
         // The drain starts after the answer is out: the process may exit
@@ -188,17 +188,15 @@ fn serve_conn(stream: UnixStream, target: &Target) {
     }
 }
 
-/// The answer to one request line, and the drain's deadline if it asks
-/// for a shutdown.
-fn answer(line: &str, target: &Target) -> (Value, Option<Duration>) {
+/// The answer to one request line (without its newline), and the drain's
+/// deadline if it asks for a shutdown.
+fn answer(line: &str, target: &Target) -> (String, Option<Duration>) {
     let request = match serde_json::from_str::<Request>(line) {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(error = %e, "bad control request");
-            return (
-                json!({"ok": false, "error": format!("bad request: {e}")}),
-                None,
-            );
+            let error = format!("bad request: {e}");
+            return (json!({"ok": false, "error": error}).to_string(), None);
         }
     };
     let reply = match request {
@@ -211,14 +209,26 @@ fn answer(line: &str, target: &Target) -> (Value, Option<Duration>) {
             json!({"ok": true, "paused": false})
         }
         Request::Stats => {
-            let report = StatsReport::read(&target.handle, &target.pool, target.workers.as_ref());
-            json!({"ok": true, "stats": report})
+            let stats = StatsReport::read(&target.handle, &target.pool, target.workers.as_ref());
+            return (stats_answer(stats), None);
         }
         Request::Shutdown { deadline_secs } => {
             let deadline = deadline_secs.map_or(target.drain_timeout, Duration::from_secs);
             let reply = json!({"ok": true, "draining": true, "deadline_secs": deadline.as_secs()});
-            return (reply, Some(deadline));
+            return (reply.to_string(), Some(deadline));
         }
     };
-    (reply, None)
+    (reply.to_string(), None)
+}
+
+/// `{"ok":true,"stats":{...}}`, written straight from the report so that
+/// its fields keep their order (a `serde_json::Value` would sort them).
+fn stats_answer(stats: StatsReport) -> String {
+    #[derive(serde::Serialize)]
+    struct Answer {
+        ok: bool,
+        stats: StatsReport,
+    }
+    serde_json::to_string(&Answer { ok: true, stats })
+        .unwrap_or_else(|e| json!({"ok": false, "error": e.to_string()}).to_string())
 }

@@ -1,14 +1,12 @@
 //! The `stats` object: the server's counters, its buffer pool and its
 //! worker queue, read without stopping anything.
 
-use std::collections::BTreeMap;
-
-use berth::{BufPool, CloseReason, ServerHandle, WorkerPool};
-use serde::Serialize;
+use berth::{BufPool, CloseReason, ServerHandle, ServerStats, WorkerPool};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// What `{"cmd":"stats"}` answers (under `"stats"`) and `berth ctl stats`
-/// prints.
-#[derive(Debug, Serialize)]
+/// prints, its fields in this order.
+#[derive(Debug, serde::Serialize)]
 pub struct StatsReport {
     /// `io_uring` or `epoll`.
     engine: String,
@@ -28,7 +26,7 @@ pub struct StatsReport {
     worker_queue_depth: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 struct Connections {
     /// Open now.
     active: u64,
@@ -37,7 +35,7 @@ struct Connections {
     /// Keyed by `CloseReason::name` (`client_close`, `server_close`,
     /// `reset`, `error`, `timeout`, `limit`, `shutdown`); they add up to
     /// `closed`.
-    closed_by_reason: BTreeMap<&'static str, u64>,
+    closed_by_reason: ByReason,
     /// Refused at accept by `--max-connections` (also counted as accepted
     /// and closed for `limit`).
     refused_max_connections: u64,
@@ -45,8 +43,22 @@ struct Connections {
     refused_per_ip: u64,
 }
 
+/// Closes by reason, in the order of `CloseReason::ALL`.
+#[derive(Debug)]
+struct ByReason(ServerStats);
+
+impl Serialize for ByReason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(CloseReason::ALL.len()))?;
+        for reason in CloseReason::ALL {
+            map.serialize_entry(reason.name(), &self.0.closed_for(reason))?;
+        }
+        map.end()
+    }
+}
+
 /// The IO buffer pool (`PoolStats`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, serde::Serialize)]
 struct Buffers {
     allocated: usize,
     pooled: usize,
@@ -68,10 +80,7 @@ impl StatsReport {
                 active: s.open(),
                 accepted: s.accepted,
                 closed: s.closed,
-                closed_by_reason: CloseReason::ALL
-                    .iter()
-                    .map(|&r| (r.name(), s.closed_for(r)))
-                    .collect(),
+                closed_by_reason: ByReason(s),
                 refused_max_connections: s.refused_max_connections,
                 refused_per_ip: s.refused_per_ip,
             },
