@@ -1,4 +1,5 @@
 //! `berth`: the seed's sample servers, grown into real ones.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod control;
