@@ -4,6 +4,7 @@ use berth::Framed;
 use berth::servers::{Echo, PacketEcho};
 use clap::Args;
 
+use crate::logging::LogFormat;
 use crate::opts::ServerOpts;
 
 /// The echo servers' receive buffer: they send every received byte
@@ -25,19 +26,28 @@ pub struct EchoArgs {
 /// The echo servers' idle timeout unless `--idle-timeout` says otherwise.
 const ECHO_IDLE_SECS: u64 = 300;
 
-pub fn run_echo(args: EchoArgs) -> Result<(), String> {
-    let welcome = args.welcome.map(String::into_bytes);
-    let idle = args.server.idle_timeout_or(ECHO_IDLE_SECS);
-    args.server
-        .serve(Echo::new(welcome), ECHO_BUFFER_SIZE, Some(idle))
-}
-
-pub fn run_packet_echo(args: EchoArgs) -> Result<(), String> {
+pub fn run_echo(args: EchoArgs, log: LogFormat) -> Result<(), String> {
+    let startup = args.server.startup(log)?;
     let welcome = args.welcome.map(String::into_bytes);
     let idle = args.server.idle_timeout_or(ECHO_IDLE_SECS);
     args.server.serve(
+        startup,
+        Echo::new(welcome),
+        ECHO_BUFFER_SIZE,
+        Some(idle),
+        None,
+    )
+}
+
+pub fn run_packet_echo(args: EchoArgs, log: LogFormat) -> Result<(), String> {
+    let startup = args.server.startup(log)?;
+    let welcome = args.welcome.map(String::into_bytes);
+    let idle = args.server.idle_timeout_or(ECHO_IDLE_SECS);
+    args.server.serve(
+        startup,
         Framed::new(PacketEcho::new(welcome)),
         ECHO_BUFFER_SIZE,
         Some(idle),
+        None,
     )
 }

@@ -1,19 +1,25 @@
 //! Flags every server subcommand shares, and how errors are reported.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use berth::signal::TerminationSignals;
 use berth::{EngineChoice, Handler, ServerBuilder};
 use clap::Args;
+
+use crate::logging::LogFormat;
+use crate::serve::{self, Startup, Workers};
 
 /// Options common to the server subcommands.
 #[derive(Debug, Args)]
 pub struct ServerOpts {
-    /// Address to listen on.
+    /// Address to listen on (unless systemd passed a listening socket).
     #[arg(long, value_name = "ADDR:PORT", default_value = berth::DEFAULT_ADDR)]
     pub listen: SocketAddr,
+    /// Unix socket for `berth ctl` (created mode 0600; a stale one is replaced).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
     /// Number of IO threads (default: number of cores).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub io_threads: Option<u8>,
@@ -35,8 +41,9 @@ pub struct ServerOpts {
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(i32).range(1..))]
     pub backlog: i32,
-    /// Seconds to drain connections on SIGTERM/SIGINT before resetting the rest.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds to drain connections on SIGTERM/SIGINT (or `berth ctl
+    /// shutdown`) before resetting the rest; a second signal resets them at once.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub drain_timeout: u64,
     /// Above this many queued outgoing bytes a connection is not writable,
     /// and its reads are held back until it is.
@@ -72,7 +79,7 @@ pub struct ServerOpts {
     #[arg(long, value_name = "SECS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub frame_timeout: u64,
-    /// Log connection-level events.
+    /// Log connection events (debug); RUST_LOG or BERTH_LOG set a filter instead.
     #[arg(short, long)]
     pub verbose: bool,
     #[command(flatten)]
@@ -124,48 +131,41 @@ impl ServerOpts {
         b
     }
 
-    /// Start `handler`, serve until SIGTERM/SIGINT, then drain.
-    /// `default_buffer_size` applies unless `--buffer-size` is given;
-    /// `idle` is the idle timeout (`None`: the handler keeps its own).
+    /// What must happen before any thread starts (see [`Startup::begin`]):
+    /// the first call of a server subcommand.
+    pub fn startup(&self, log: LogFormat) -> Result<Startup, String> {
+        Startup::begin(log, self.verbose, self.control.as_deref())
+    }
+
+    /// Start `handler`, serve until SIGTERM/SIGINT or `berth ctl shutdown`,
+    /// then drain. `default_buffer_size` applies unless `--buffer-size` is
+    /// given; `idle` is the idle timeout (`None`: the handler keeps its
+    /// own); `workers` is the handler's worker pool, if any (for stats, and
+    /// shut down after the drain).
     pub fn serve<H: Handler>(
         &self,
+        mut startup: Startup,
         handler: H,
         default_buffer_size: u32,
         idle: Option<Duration>,
+        workers: Option<Workers>,
     ) -> Result<(), String> {
-        init_logging(self.verbose);
-        // Before any thread starts, so that every thread inherits the mask.
-        let signals = TerminationSignals::block().map_err(|e| format!("signals: {e}"))?;
-        let server = self
-            .builder(default_buffer_size, idle)
-            .start(handler)
-            .map_err(|e| e.to_string())?;
-        let metrics = self.metrics.start(&server)?;
-        let signal = signals.wait().map_err(|e| format!("signals: {e}"))?;
-        tracing::info!(?signal, "draining connections");
-        let handle = server.handle();
-        server.shutdown(Duration::from_secs(self.drain_timeout));
-        metrics.stop();
-        // The last line: the totals delivered to and written by the handler.
-        let stats = handle.stats();
-        tracing::info!(
-            bytes_in = stats.bytes_read,
-            bytes_out = stats.bytes_written,
-            "stopped"
-        );
-        Ok(())
+        let mut builder = self.builder(default_buffer_size, idle);
+        if let Some(listener) = startup.inherited.take() {
+            builder = builder.listener(listener);
+        }
+        let server = builder.start(handler).map_err(|e| e.to_string())?;
+        let metrics = self
+            .metrics
+            .start(&server, workers.as_ref().map(|w| w.pool.clone()))?;
+        serve::run(
+            server,
+            startup,
+            Duration::from_secs(self.drain_timeout),
+            workers,
+            metrics,
+        )
     }
-}
-
-fn init_logging(verbose: bool) {
-    let default = if verbose { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 /// Report a command-line error in one line (help and version print as usual).
@@ -179,11 +179,23 @@ pub fn usage_error(err: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
+            // The first paragraph, on one line (a missing argument is
+            // named on the line after "...not provided:").
             let text = err.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.trim_start_matches("error: ");
             eprintln!(
                 "berth: {} (try --help)",
-                first.trim_start_matches("error: ")
+                if first.is_empty() {
+                    "invalid arguments"
+                } else {
+                    first
+                }
             );
             ExitCode::from(2)
         }

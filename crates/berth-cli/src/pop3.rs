@@ -13,7 +13,9 @@ use berth_pop3::server::{Pop3Server, WORKER_SHUTDOWN_TIMEOUT};
 use berth_pop3::{DEFAULT_MAX_AUTH_FAILURES, Users};
 use clap::Args;
 
+use crate::logging::LogFormat;
 use crate::opts::ServerOpts;
+use crate::serve::Workers;
 
 /// The demo accounts `berth pop3-demo` creates (name, password).
 const DEMO_USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
@@ -59,7 +61,9 @@ pub struct DemoArgs {
 }
 
 /// `berth pop3`.
-pub fn run(mut args: Pop3Args) -> Result<(), String> {
+pub fn run(args: Pop3Args, log: LogFormat) -> Result<(), String> {
+    // Before the worker threads start.
+    let startup = args.server.startup(log)?;
     check_maildir(&args.maildir)?;
     let users = Users::load(&args.users).map_err(|e| e.to_string())?;
     let handler = Pop3Server::builder(users, args.maildir.clone())
@@ -69,19 +73,19 @@ pub fn run(mut args: Pop3Args) -> Result<(), String> {
         .idle_timeout(args.server.idle_timeout_or(POP3_IDLE_SECS))
         .build()
         .map_err(|e| e.to_string())?;
-    let pool = handler.worker_pool().clone();
-    args.server.metrics.worker_pool(pool.clone());
-    // The server (and with it the handler and its autologout timer) is gone
-    // when `serve` returns; then let the workers finish.
-    let served = args.server.serve(
+    // After the drain (the server, and with it the handler and its
+    // autologout timer, gone), the workers finish what is queued.
+    let workers = Workers {
+        pool: handler.worker_pool().clone(),
+        finish: WORKER_SHUTDOWN_TIMEOUT,
+    };
+    args.server.serve(
+        startup,
         Framed::new(handler),
         berth::DEFAULT_BUFFER_SIZE as u32,
         None,
-    );
-    if !pool.shutdown(WORKER_SHUTDOWN_TIMEOUT) {
-        tracing::warn!("worker threads still busy at exit");
-    }
-    served
+        Some(workers),
+    )
 }
 
 /// `berth pop3-demo DIR`.

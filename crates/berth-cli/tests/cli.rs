@@ -4,15 +4,19 @@
 mod support;
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{BERTH, Running, berth, both_engines, read_all, run_bounded};
+use socket2::{Domain, Socket, Type};
+use support::{BERTH, Running, TIMEOUT, berth, both_engines, read_all, run_bounded};
 
 both_engines!(
     echo_binary_echoes_with_welcome_and_half_close,
     packet_echo_binary_echoes_packets,
     sigterm_drains_and_exits_cleanly,
+    a_second_signal_cuts_the_drain_short,
+    json_logs_one_object_per_line_with_connection_events_at_debug,
     buffer_size_defaults_per_server_and_a_tiny_one_still_echoes_exactly,
     running_out_of_descriptors_backs_off_without_spinning_and_recovers,
 );
@@ -114,6 +118,167 @@ fn sigterm_drains_and_exits_cleanly(engine: &str) {
     }
     assert!(srv.wait_exit().success());
     srv.wait_for("stopped");
+}
+
+/// A client that sends and never reads holds the drain up (its echo
+/// cannot be written); a second SIGINT resets it at once and the server
+/// exits with an error.
+fn a_second_signal_cuts_the_drain_short(engine: &str) {
+    let control = std::env::temp_dir().join(format!(
+        "berth-second-signal-{engine}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&control);
+    let mut srv = server(
+        "echo",
+        engine,
+        &[
+            "--drain-timeout",
+            "600",
+            "--control",
+            control.to_str().unwrap(),
+        ],
+    );
+    // A small receive buffer, so that the echo backs up quickly.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect_timeout(&srv.addr.into(), TIMEOUT).unwrap();
+    let stuck = TcpStream::from(socket);
+    let mut writer = stuck.try_clone().unwrap();
+    // The client sends and never reads. Its writes block once the server
+    // stops reading: the server holds reads back while it cannot send the
+    // echo (above the write watermark), and it cannot send while the
+    // client does not read. A write blocked for a second says so.
+    writer
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let (blocked_tx, blocked) = std::sync::mpsc::channel();
+    let flood = std::thread::spawn(move || {
+        let chunk = vec![7u8; 64 * 1024];
+        for _ in 0..4096 {
+            if let Err(e) = writer.write_all(&chunk) {
+                let _ = blocked_tx.send(e.kind());
+                return;
+            }
+        }
+    });
+    let kind = blocked
+        .recv_timeout(TIMEOUT)
+        .expect("the client's writes block");
+    assert!(
+        matches!(
+            kind,
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{kind:?}"
+    );
+    flood.join().unwrap();
+    // The server holds echo it cannot send (more than the low watermark).
+    let out = support::ctl(&control, &["stats"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let held = s["bytes_in"].as_u64().unwrap() - s["bytes_out"].as_u64().unwrap();
+    assert!(held > 32 * 1024, "{s}");
+    let mut open = srv.connect();
+    open.write_all(b"x").unwrap();
+    open.read_exact(&mut [0u8; 1]).unwrap();
+    srv.signal("-INT");
+    srv.wait_for("draining connections");
+    // The idle connection drains at once; the stuck one cannot.
+    assert_eq!(read_all(&mut open), b"");
+    srv.signal("-INT");
+    let status = srv.wait_exit();
+    let log = srv.rest_of_log();
+    assert_eq!(status.code(), Some(1), "{status:?} {log:#?}");
+    assert!(log.iter().any(|l| l.contains("second signal")), "{log:#?}");
+    let last = log.last().unwrap();
+    assert!(
+        last.contains("drain cut short by a second signal"),
+        "{last}"
+    );
+    drop(stuck);
+}
+
+/// `--log-format json`: every line is one JSON object; server events at
+/// info, connection events (with the close reason) at debug with `-v`.
+fn json_logs_one_object_per_line_with_connection_events_at_debug(engine: &str) {
+    let mut srv = server("echo", engine, &["--log-format", "json", "-v"]);
+    let mut c = srv.connect();
+    c.write_all(b"hello").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_all(&mut c), b"hello");
+    srv.wait_for("connection closed");
+    srv.signal("-TERM");
+    assert!(srv.wait_exit().success());
+    srv.rest_of_log();
+    let events: Vec<serde_json::Value> = srv
+        .log
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let find = |message: &str| {
+        events
+            .iter()
+            .find(|e| e["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} in {events:#?}"))
+    };
+    let listening = find("listening");
+    assert_eq!(listening["level"], "INFO");
+    assert_eq!(listening["addr"], srv.addr.to_string());
+    let opened = find("connection opened");
+    assert_eq!(opened["level"], "DEBUG");
+    assert!(opened["peer"].is_string());
+    let closed = find("connection closed");
+    assert_eq!(closed["level"], "DEBUG");
+    assert_eq!(closed["reason"], "client_close");
+    assert_eq!(find("draining connections")["level"], "INFO");
+    let stopped = find("stopped");
+    assert_eq!(
+        (stopped["bytes_in"].as_u64(), stopped["bytes_out"].as_u64()),
+        (Some(5), Some(5))
+    );
+    // Nothing per message: one connection, two connection lines.
+    let per_conn = events.iter().filter(|e| e["level"] == "DEBUG").count();
+    assert_eq!(per_conn, 2, "{events:#?}");
+}
+
+/// RUST_LOG sets the filter, BERTH_LOG still works, and RUST_LOG wins
+/// when both are set.
+#[test]
+fn rust_log_sets_the_filter_before_berth_log() {
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = berth(&["echo", "--listen", "127.0.0.1:0"]);
+        cmd.envs(env.iter().copied());
+        let mut srv = Running::spawn(cmd);
+        let mut c = srv.connect();
+        c.write_all(b"x").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_all(&mut c), b"x");
+        srv.signal("-TERM");
+        assert!(srv.wait_exit().success());
+        srv.rest_of_log();
+        srv.log.iter().any(|l| l.contains("connection closed"))
+    };
+    assert!(run(&[("RUST_LOG", "debug")]), "RUST_LOG=debug");
+    assert!(run(&[("BERTH_LOG", "debug")]), "BERTH_LOG=debug");
+    assert!(
+        !run(&[("RUST_LOG", "info"), ("BERTH_LOG", "debug")]),
+        "RUST_LOG first"
+    );
+}
+
+#[test]
+fn drain_timeout_defaults_to_thirty_seconds() {
+    let out = berth(&["echo", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let line = help
+        .lines()
+        .skip_while(|l| !l.contains("--drain-timeout"))
+        .take(4)
+        .collect::<String>();
+    assert!(line.contains("[default: 30]"), "{line}");
+    for flag in ["--control <PATH>", "--log-format <FORMAT>"] {
+        assert!(help.contains(flag), "{flag} in {help}");
+    }
 }
 
 fn running_out_of_descriptors_backs_off_without_spinning_and_recovers(engine: &str) {

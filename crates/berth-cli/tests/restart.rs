@@ -19,7 +19,7 @@ use support::{Running, TIMEOUT, berth, both_engines};
 both_engines!(a_restart_with_reuse_port_refuses_resets_and_drops_nothing);
 
 /// The echo server's log line for each connection it takes (with `-v`).
-const ESTABLISHED: &str = "connection established";
+const ESTABLISHED: &str = "connection opened";
 
 /// Clients, each opening a connection every ~2 ms: more than one, so that
 /// connections are in every stage of their handshake when A stops.

@@ -219,8 +219,9 @@ pub trait FrameHandler: Lifecycle {
         }
     }
 
-    /// The input could not be framed. The default logs the error and shuts
-    /// the connection down ([`FrameErrorAction::Shutdown`]).
+    /// The input could not be framed. The default logs the error (at debug,
+    /// as a connection event) and shuts the connection down
+    /// ([`FrameErrorAction::Shutdown`]).
     fn frame_error(
         &self,
         conn: &mut FramedConn<'_, '_, Self::Codec>,
@@ -228,7 +229,7 @@ pub trait FrameHandler: Lifecycle {
         error: &<Self::Codec as Decoder>::Error,
     ) -> FrameErrorAction {
         let _ = state;
-        tracing::warn!(conn = %conn.id(), peer = %conn.peer_addr(), %error, "bad frame; shutting the connection down");
+        tracing::debug!(conn = %conn.id(), peer = %conn.peer_addr(), %error, "bad frame; shutting the connection down");
         FrameErrorAction::Shutdown
     }
 

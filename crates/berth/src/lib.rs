@@ -53,6 +53,7 @@ pub mod proxy;
 mod server;
 pub mod servers;
 pub mod signal;
+pub mod systemd;
 pub mod worker;
 
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};

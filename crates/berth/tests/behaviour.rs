@@ -25,6 +25,7 @@ both_engines!(
     thousand_concurrent_connections,
     pause_and_resume_accepting,
     shutdown_notifies_closing_for_each_live_connection,
+    a_second_shutdown_with_an_earlier_deadline_cuts_the_drain_short,
     pause_and_resume_reading_accumulates_partial_messages,
     operations_on_a_closed_connection_fail,
     peer_reset_is_reported_and_only_that_connection_closes,
@@ -508,6 +509,56 @@ fn shutdown_notifies_closing_for_each_live_connection(engine: EngineChoice) {
         .load(SeqCst)
         == 10));
     server.wait();
+    assert_eq!(pool.stats().in_use, 0);
+}
+
+/// Takes over closing and keeps the handle without ever closing: a drain
+/// waits for these connections until its deadline.
+#[derive(Default)]
+struct NeverCloses {
+    kept: std::sync::Arc<Mutex<Vec<berth::ConnHandle>>>,
+}
+
+impl Lifecycle for NeverCloses {
+    type State = ();
+    fn closing(&self, conn: &mut Conn<'_>, _: &mut ()) -> Closing {
+        self.kept.lock().unwrap().push(conn.handle());
+        Closing::Handled
+    }
+}
+
+impl Handler for NeverCloses {
+    fn read_completed(&self, conn: &mut Conn<'_>, _: &mut (), buf: IoBuf) {
+        let _ = conn.write_buf(buf);
+    }
+}
+
+fn a_second_shutdown_with_an_earlier_deadline_cuts_the_drain_short(engine: EngineChoice) {
+    let handler = NeverCloses::default();
+    let kept = std::sync::Arc::clone(&handler.kept);
+    let mut t = start(engine, handler);
+    let mut c = t.connect();
+    c.write_all(b"hi").unwrap();
+    c.read_exact(&mut [0u8; 2]).unwrap();
+    let server = t.server.take().unwrap();
+    let handle = server.handle();
+    let pool = server.buffer_pool().clone();
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        server.wait();
+        let _ = done_tx.send(());
+    });
+    handle.shutdown(Duration::from_secs(600));
+    // The handler took the connection over; the drain waits for it.
+    assert!(eventually(IO_TIMEOUT, || !kept.lock().unwrap().is_empty()));
+    assert!(done.try_recv().is_err(), "the drain does not end by itself");
+    handle.shutdown(Duration::from_secs(900));
+    handle.shutdown(Duration::ZERO);
+    done.recv_timeout(IO_TIMEOUT)
+        .expect("the earlier deadline ends the drain at once");
+    let err = c.read(&mut [0u8; 1]).expect_err("closed abortively");
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    assert_eq!(handle.stats().closed_for(berth::CloseReason::Shutdown), 1);
     assert_eq!(pool.stats().in_use, 0);
 }
 

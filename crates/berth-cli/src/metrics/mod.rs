@@ -37,27 +37,24 @@ pub struct MetricsOpts {
     /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR:PORT/metrics.
     #[arg(long = "metrics", value_name = "ADDR:PORT")]
     pub addr: Option<SocketAddr>,
-    /// Not a flag: the subcommand's worker pool, whose queue depth is reported.
-    #[arg(skip)]
-    workers: Option<WorkerPool>,
 }
 
 impl MetricsOpts {
-    /// Report the queue depth of `pool` (`berth_worker_queue_depth`).
-    pub fn worker_pool(&mut self, pool: WorkerPool) {
-        self.workers = Some(pool);
-    }
-
-    /// With `--metrics`, start serving the metrics of `main`; the returned
-    /// guard stops that server when it is stopped or dropped.
-    pub fn start<H>(&self, main: &Server<H>) -> Result<MetricsServer, String> {
+    /// With `--metrics`, start serving the metrics of `main` (and the queue
+    /// depth of its worker pool, if it has one); the returned guard stops
+    /// that server when it is stopped or dropped.
+    pub fn start<H>(
+        &self,
+        main: &Server<H>,
+        workers: Option<WorkerPool>,
+    ) -> Result<MetricsServer, String> {
         let Some(addr) = self.addr else {
             return Ok(MetricsServer(None));
         };
         let sources = Sources {
             server: main.handle(),
             buffers: main.buffer_pool().clone(),
-            workers: self.workers.clone(),
+            workers,
         };
         let handler = Framed::new(MetricsHttp::new(Metrics::new(sources)));
         // The library's own `listening` line, inside this span, reads as

@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -45,8 +46,14 @@ pub struct Running {
 impl Running {
     /// Spawn `cmd` with its stderr captured, and wait until it logs the
     /// address it listens on.
-    pub fn spawn(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null())
+    pub fn spawn(cmd: Command) -> Running {
+        Running::spawn_with_stdin(cmd, Stdio::null())
+    }
+
+    /// [`Running::spawn`], with `stdin` as the process's standard input
+    /// (a way to hand it a socket without unsafe code).
+    pub fn spawn_with_stdin(mut cmd: Command, stdin: Stdio) -> Running {
+        cmd.stdin(stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn berth");
@@ -64,11 +71,7 @@ impl Running {
             log: Vec::new(),
         };
         let line = r.wait_for("listening");
-        let addr = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("addr="))
-            .expect("listening line names the address");
-        r.addr = addr.parse().unwrap();
+        r.addr = listening_addr(&line);
         r
     }
 
@@ -95,7 +98,6 @@ impl Running {
             self.log.push(line);
         }
         &self.log
-
     }
 
     /// The log lines written so far (without waiting) that contain `needle`.
@@ -137,6 +139,27 @@ impl Running {
         assert!(ok, "kill {sig}");
     }
 
+    /// The log lines not read yet, up to the end of the server's stderr
+    /// (call after it exited).
+    pub fn rest_of_log(&mut self) -> Vec<String> {
+        let end = Instant::now() + TIMEOUT;
+        let mut rest = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    rest.push(line);
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return rest,
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+            }
+        }
+        panic!(
+            "the server's stderr did not end; log so far: {:#?}",
+            self.log
+        );
+    }
+
     /// Wait for the server to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let end = Instant::now() + TIMEOUT;
@@ -166,13 +189,70 @@ impl Drop for Running {
     }
 }
 
+/// The address in a `listening` log line, text (`addr=...`) or JSON.
+pub fn listening_addr(line: &str) -> SocketAddr {
+    let addr = if line.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+        v["addr"]
+            .as_str()
+            .expect("a JSON listening line has addr")
+            .to_owned()
+    } else {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .expect("listening line names the address")
+            .to_owned()
+    };
+    addr.parse().unwrap()
+}
+
+/// The environment the tests control: the engine, the log filter, and
+/// what systemd would set.
+const CONTROLLED_ENV: [&str; 7] = [
+    "BERTH_ENGINE",
+    "BERTH_LOG",
+    "RUST_LOG",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+];
+
 /// `berth ARGS...`, with the engine and log level left to the flags.
 pub fn berth(args: &[&str]) -> Command {
     let mut c = Command::new(BERTH);
-    c.args(args)
-        .env_remove("BERTH_ENGINE")
-        .env_remove("BERTH_LOG");
+    c.args(args);
+    clean_env(&mut c);
     c
+}
+
+/// Remove what the tests control from `cmd`'s environment: the engine,
+/// the log filter, and what systemd would set.
+pub fn clean_env(cmd: &mut Command) {
+    for name in CONTROLLED_ENV {
+        cmd.env_remove(name);
+    }
+}
+
+/// `berth ctl --control PATH ARGS...`, run to completion.
+pub fn ctl(control: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["ctl", "--control", control.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run_bounded(berth(&all))
+}
+
+/// Poll `cond` every few milliseconds until it holds; false after `TIMEOUT`.
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + TIMEOUT;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Run `cmd` to completion, killing it if it takes longer than `TIMEOUT`.

@@ -353,6 +353,7 @@ impl<H: Handler, I> Core<H, I> {
     pub(super) fn establish<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
         let Some(e) = self.entry(key) else { return };
         let (id, peer) = (e.st.id, e.st.peer);
+        tracing::debug!(conn = %id, %peer, "connection opened");
         door::server_event(&*self.handler, ServerEvent::ConnectionOpened { id, peer });
         self.call(key, |h, c, s| h.connection_established(c, s, peer));
         self.kick(be, key);
@@ -401,6 +402,7 @@ impl<H: Handler, I> Core<H, I> {
         } else {
             door::drop_state(e);
         }
+        tracing::debug!(conn = %id, %peer, reason = %reason.name(), "connection closed");
         door::server_event(&*self.handler, ServerEvent::ConnectionClosed { id, peer });
     }
 

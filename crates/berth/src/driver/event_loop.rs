@@ -222,6 +222,7 @@ impl<H: Handler, I> IoThread<H, I> {
                 Command::PauseAccept => self.set_paused(true),
                 Command::ResumeAccept => self.set_paused(false),
                 Command::Stop { deadline } => self.on_stop(be, deadline),
+                Command::Hurry { deadline } => self.timers.hurry(deadline),
             }
         }
     }
@@ -279,8 +280,10 @@ impl<H: Handler, I> IoThread<H, I> {
         }
         a.paused = paused;
         let event = if paused {
+            tracing::info!("accepting paused; new connections wait in the backlog");
             ServerEvent::AcceptingPaused
         } else {
+            tracing::info!("accepting resumed");
             ServerEvent::AcceptingResumed
         };
         door::server_event(&*self.core.handler, event);

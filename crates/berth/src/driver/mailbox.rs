@@ -56,6 +56,11 @@ pub(crate) enum Command {
     Stop {
         deadline: Instant,
     },
+    /// A later shutdown call: bring the `Stop` deadline forward to
+    /// `deadline` if that is earlier (now, or when the `Stop` arrives).
+    Hurry {
+        deadline: Instant,
+    },
 }
 
 impl std::fmt::Debug for Mailbox {

@@ -215,7 +215,9 @@ impl ConnState {
 
     #[cold]
     fn overflow(&mut self, n: usize, budget: &WriteBudget) -> ConnError {
-        tracing::warn!(
+        // At debug, like every connection event: with the Refuse policy
+        // this runs once per refused write.
+        tracing::debug!(
             conn = %self.id,
             peer = %self.peer,
             queued = self.wq_bytes,

@@ -29,14 +29,27 @@ use crate::lifecycle::Timeout;
 pub(crate) struct Timers {
     /// Connections still open at this instant are closed abortively.
     stop_at: Option<Instant>,
+    /// The earliest deadline a [`Timers::hurry`] asked for, kept for a
+    /// `Stop` that has not arrived yet.
+    hurry_at: Option<Instant>,
     /// The stop deadline fired.
     stop_fired: bool,
 }
 
 impl Timers {
-    /// Set the shutdown deadline.
+    /// Set the shutdown deadline (a `Stop`); the earliest deadline seen wins.
     pub fn set_stop(&mut self, at: Instant) {
+        let at = earliest(earliest(at, self.stop_at), self.hurry_at);
         self.stop_at = Some(at);
+    }
+
+    /// Bring the shutdown deadline forward to `at` if it is earlier; if the
+    /// `Stop` has not arrived yet, its deadline will be moved when it does.
+    pub fn hurry(&mut self, at: Instant) {
+        self.hurry_at = Some(earliest(at, self.hurry_at));
+        if let Some(stop) = self.stop_at {
+            self.stop_at = Some(earliest(at, Some(stop)));
+        }
     }
 
     /// Whether the shutdown deadline has passed with `live` connections
@@ -56,6 +69,10 @@ impl Timers {
         let stop = self.stop_at.filter(|_| !self.stop_fired);
         others.into_iter().chain([stop]).flatten().min()
     }
+}
+
+fn earliest(at: Instant, other: Option<Instant>) -> Instant {
+    other.map_or(at, |o| o.min(at))
 }
 
 /// Give the connection's frame and user timers the wheel entries they
@@ -192,6 +209,34 @@ mod tests {
             None,
             "a fired deadline no longer bounds the wait"
         );
+    }
+
+    #[test]
+    fn an_earlier_deadline_wins_whenever_it_comes() {
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        let mut timers = Timers::default();
+        timers.set_stop(secs(30));
+        timers.hurry(secs(60));
+        assert_eq!(
+            timers.nearest([None]),
+            Some(secs(30)),
+            "a later one changes nothing"
+        );
+        timers.hurry(secs(1));
+        assert_eq!(timers.nearest([None]), Some(secs(1)));
+        timers.set_stop(secs(30));
+        assert_eq!(
+            timers.nearest([None]),
+            Some(secs(1)),
+            "a repeated Stop keeps it"
+        );
+        // A hurry that reaches the thread before its Stop.
+        let mut timers = Timers::default();
+        timers.hurry(secs(2));
+        assert_eq!(timers.nearest([None]), None, "not stopping yet");
+        timers.set_stop(secs(30));
+        assert_eq!(timers.nearest([None]), Some(secs(2)));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! | `uring/` | the io_uring engine: `mod.rs` (loop half), `submit.rs` (ring, backlog, per-connection operations), `bufring.rs` (provided-buffer ring) |
 //! | `epoll.rs` | the epoll engine (through mio) |
 //! | `probe.rs` | can io_uring run here, and if not, why |
-//! | `sys.rs` | eventfd, SIGPIPE, the signal mask, the reuseport BPF attach |
+//! | `sys.rs` | eventfd, SIGPIPE, the signal mask, the reuseport BPF attach, descriptors inherited by socket activation |
 //!
 //! `unsafe` code lives only below this module.
 #![allow(unsafe_code)]

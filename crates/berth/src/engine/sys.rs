@@ -1,7 +1,10 @@
-//! Small system-call wrappers the engines and the driver share.
+//! Small system-call wrappers the engines and the driver share, and the two
+//! that socket activation needs (taking inherited descriptors, clearing its
+//! environment variables).
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A non-blocking eventfd used to wake an IO thread.
 #[derive(Debug)]
@@ -129,4 +132,63 @@ impl BlockedSignals {
         }
         Ok(sig)
     }
+}
+
+/// The first descriptor a service manager passes by socket activation
+/// (`SD_LISTEN_FDS_START`).
+pub(crate) const LISTEN_FDS_START: RawFd = 3;
+
+/// Whether [`take_listen_fds`] has run in this process.
+static LISTEN_FDS_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Take ownership of the `n` descriptors passed by socket activation
+/// (3, 4, ...). The caller has checked that `LISTEN_PID` names this
+/// process, so the protocol gives them to it. Only the first call in a
+/// process takes them (`None` after that), and only if every one is open.
+pub(crate) fn take_listen_fds(n: usize) -> io::Result<Option<Vec<OwnedFd>>> {
+    let last = RawFd::try_from(n)
+        .ok()
+        .and_then(|n| LISTEN_FDS_START.checked_add(n))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors"))?;
+    if LISTEN_FDS_TAKEN.swap(true, Ordering::AcqRel) {
+        return Ok(None);
+    }
+    for fd in LISTEN_FDS_START..last {
+        // SAFETY: F_GETFD only reads the descriptor's flags; it takes no
+        // pointers and fails with EBADF if `fd` is not open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let fds = (LISTEN_FDS_START..last)
+        // SAFETY: each descriptor is open (checked above), and socket
+        // activation hands it to this process (LISTEN_PID is ours): neither
+        // std nor berth opened or owns descriptors 3.. on their own account,
+        // and LISTEN_FDS_TAKEN makes this the only place that takes them,
+        // once.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    Ok(Some(fds))
+}
+
+/// Remove the environment variables `names` if this process has a single
+/// thread (the caller); returns whether it did. With other threads running,
+/// changing the environment could race with their reads of it, so it is
+/// left alone.
+pub(crate) fn remove_env_if_single_threaded(names: &[&str]) -> bool {
+    let single = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .is_some_and(|n| n.trim() == "1")
+    });
+    if single {
+        for name in names {
+            // SAFETY: the process has one thread, this one: no other thread
+            // can read or change the environment meanwhile, and only this
+            // thread could start one.
+            unsafe { std::env::remove_var(name) };
+        }
+    }
+    single
 }

@@ -92,15 +92,29 @@ impl ServerHandle {
     /// at once; [`Server::wait`](crate::Server::wait) waits for the end.
     /// A server built with [`reuse_port`](crate::ServerBuilder::reuse_port)
     /// first hands its address over to a newer listener, within `deadline`.
+    ///
+    /// Calling it again while the drain runs brings the deadline forward
+    /// if the new one is earlier (a later one changes nothing):
+    /// `shutdown(Duration::ZERO)` closes what is left abortively at once,
+    /// as a second Ctrl-C would.
     pub fn shutdown(&self, deadline: Duration) {
+        let deadline = Instant::now()
+            .checked_add(deadline)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
         if !self.stopping.swap(true, Ordering::AcqRel) {
-            let deadline = Instant::now() + deadline;
             if self.accepting {
                 self.acceptor().push(Command::Stop { deadline });
             } else {
                 for mb in self.mailboxes.iter() {
                     mb.push(Command::Stop { deadline });
                 }
+            }
+        } else {
+            // Straight to every thread: the acceptor may have finished its
+            // part already. A thread the `Stop` has not reached yet keeps
+            // the deadline for it, so none stops before its time.
+            for mb in self.mailboxes.iter() {
+                mb.push(Command::Hurry { deadline });
             }
         }
     }

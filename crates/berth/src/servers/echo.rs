@@ -1,7 +1,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use crate::{Conn, Handler, IoBuf, Lifecycle, ServerEvent, Shutdown};
+use crate::{Conn, Handler, IoBuf, Lifecycle, Shutdown};
 
 /// The seed's EchoServer: echoes the byte stream without copying it. When
 /// the client shuts down its sending side, the server finishes echoing,
@@ -18,27 +18,19 @@ impl Echo {
     }
 }
 
+// Connection events (opened, closed with the reason) are logged by the
+// server at debug; the echo logs only what that line does not say, and
+// nothing per message.
 impl Lifecycle for Echo {
     type State = ();
-
-    fn connection_reset(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
-        tracing::debug!(conn = %conn.id(), %err, "connection reset");
-    }
 
     fn connection_error(&self, conn: &mut Conn<'_>, _: &mut (), err: &io::Error) {
         tracing::debug!(conn = %conn.id(), %err, "connection error");
     }
-
-    fn server_event(&self, event: ServerEvent<'_>) {
-        if let ServerEvent::ConnectionClosed { id, peer } = event {
-            tracing::debug!(conn = %id, %peer, "connection closed");
-        }
-    }
 }
 
 impl Handler for Echo {
-    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), peer: SocketAddr) {
-        tracing::debug!(conn = %conn.id(), %peer, "connection established");
+    fn connection_established(&self, conn: &mut Conn<'_>, _: &mut (), _: SocketAddr) {
         if let Some(welcome) = &self.welcome {
             let _ = conn.write(welcome);
         }
@@ -49,7 +41,6 @@ impl Handler for Echo {
     }
 
     fn client_closed(&self, conn: &mut Conn<'_>, _: &mut ()) {
-        tracing::debug!(conn = %conn.id(), "client closed its sending side");
         let _ = conn.shutdown(Shutdown::Write);
     }
 }

@@ -43,9 +43,8 @@ impl FrameHandler for PacketEcho {
         &self,
         conn: &mut FramedConn<'_, '_, LengthFieldCodec>,
         _: &mut (),
-        peer: SocketAddr,
+        _: SocketAddr,
     ) {
-        tracing::debug!(conn = %conn.id(), %peer, "connection established");
         if let Some(welcome) = &self.welcome {
             let _ = conn.conn().write(welcome);
         }
@@ -73,7 +72,7 @@ impl FrameHandler for PacketEcho {
         _: &mut (),
         error: &FrameError,
     ) -> FrameErrorAction {
-        tracing::warn!(conn = %conn.id(), peer = %conn.peer_addr(), %error, "malformed packet; closing the connection");
+        tracing::debug!(conn = %conn.id(), peer = %conn.peer_addr(), %error, "malformed packet; closing the connection");
         FrameErrorAction::Shutdown
     }
 
