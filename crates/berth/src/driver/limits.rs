@@ -17,7 +17,13 @@ pub enum OverflowPolicy {
     #[default]
     Close,
     /// Refuse the write with [`ConnError::WriteQueueFull`]; the connection
-    /// stays open and the caller decides.
+    /// stays open and the caller decides. Only writes made in a callback
+    /// ([`Conn::write`](crate::Conn::write)) can be refused this way: a
+    /// [`ConnHandle`](crate::ConnHandle) write is applied later on the IO
+    /// thread, where no caller is left to see the refusal, so one past the
+    /// cap resets the connection rather than leave a gap in the stream
+    /// (check [`ConnHandle::is_writable`](crate::ConnHandle::is_writable)
+    /// before writing from another thread).
     ///
     /// [`ConnError::WriteQueueFull`]: crate::ConnError::WriteQueueFull
     Refuse,

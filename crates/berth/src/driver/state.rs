@@ -295,7 +295,17 @@ impl ConnState {
         // A refused operation from another thread has no caller left to
         // tell; its buffer is simply dropped back to the pool.
         let _ = match op {
-            ConnOp::Write(buf) => self.push_write(buf, budget),
+            ConnOp::Write(buf) => match self.push_write(buf, budget) {
+                // No caller is left to see a refusal, and a refused write
+                // from another thread would leave a gap in the stream: the
+                // connection is reset, whatever the overflow policy.
+                Err(ConnError::WriteQueueFull) => {
+                    self.close_for(CloseReason::Limit);
+                    self.set_and_publish(ABORT);
+                    Ok(())
+                }
+                other => other,
+            },
             ConnOp::Shutdown(how) => self.request_shutdown(how),
             ConnOp::Close => {
                 self.request_close();
