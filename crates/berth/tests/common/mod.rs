@@ -16,14 +16,16 @@ use berth::{
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Generate one `#[test]` per engine for each named `fn name(engine: EngineChoice)`.
+/// Attributes may follow a name, for both tests (`name #[ignore = "why"]`)
+/// or for one engine's (`name uring #[ignore = "why"]`).
 #[macro_export]
 macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
+    ($( $name:ident $(#[$both:meta])* $(uring #[$uring:meta])* $(epoll #[$epoll:meta])* ),* $(,)?) => {
         mod uring {
-            $( #[test] fn $name() { super::$name(berth::EngineChoice::Uring) } )*
+            $( #[test] $(#[$both])* $(#[$uring])* fn $name() { super::$name(berth::EngineChoice::Uring) } )*
         }
         mod epoll {
-            $( #[test] fn $name() { super::$name(berth::EngineChoice::Epoll) } )*
+            $( #[test] $(#[$both])* $(#[$epoll])* fn $name() { super::$name(berth::EngineChoice::Epoll) } )*
         }
     };
 }
