@@ -156,7 +156,7 @@ fn closed_after(mut s: TcpStream, since: Instant) -> (Duration, io::Result<()>) 
 }
 
 /// Idle timeout 300 ms: a silent client is closed (end-of-file) after it;
-/// one that exchanges a line every 100 ms, and one that only receives
+/// one that exchanges a line every 50 ms, and one that only receives
 /// (the server writes every 100 ms), stay open for four times as long.
 fn idle_timeout_closes_an_idle_connection_but_not_one_exchanging_bytes(engine: EngineChoice) {
     const IDLE: Duration = Duration::from_millis(300);
@@ -167,17 +167,26 @@ fn idle_timeout_closes_an_idle_connection_but_not_one_exchanging_bytes(engine: E
     let idle = t.connect();
     let idle = std::thread::spawn(move || closed_after(idle, since));
 
+    // One client exchanges a line every 50 ms; the other only receives a
+    // line every 100 ms. Each on its own thread, at its own pace.
     let mut talker = Lines::new(t.connect());
     let mut listener = Lines::new(t.connect());
     listener.send("tick");
+    let talking = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut n = 0;
+        while start.elapsed() < IDLE * 4 {
+            assert_eq!(talker.ask(&format!("ping {n}")), format!("ping {n}"));
+            n += 1;
+            std::thread::sleep(Duration::from_millis(50)); // the talker's pace
+        }
+        talker
+    });
     let start = Instant::now();
-    let mut n = 0;
     while start.elapsed() < IDLE * 4 {
-        assert_eq!(talker.ask(&format!("ping {n}")), format!("ping {n}"));
         assert_eq!(listener.line(), "tick");
-        n += 1;
-        std::thread::sleep(Duration::from_millis(100)); // the talker's pace
     }
+    let mut talker = talking.join().unwrap();
     // Both are still served.
     assert_eq!(talker.ask("still here"), "still here");
     assert_eq!(listener.line(), "tick");
