@@ -477,16 +477,15 @@ fn write_until_stopped(mut s: TcpStream, data: &[u8], stop: &AtomicBool) {
     }
 }
 
-/// One client: send 16 MiB to the echo server while reading 1 MiB of the
-/// echo, then stop and close with unread echo in its receive buffer, which
-/// resets the connection while the server is writing to it.
+/// One client: send up to 4 MiB to the echo server while reading 1 MiB of
+/// the echo, then stop and close with unread echo in its receive buffer,
+/// which resets the connection while the server is writing to it.
 fn reset_mid_write(addr: SocketAddr, id: usize) {
     let s = connect(addr);
-    let data = stream_bytes(id, 0, 16 << 20);
+    let data = Arc::new(stream_bytes(id, 0, 4 << 20));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (w, stop) = (s.try_clone().unwrap(), Arc::clone(&stop));
-        let data = data.clone();
+        let (w, stop, data) = (s.try_clone().unwrap(), Arc::clone(&stop), Arc::clone(&data));
         std::thread::spawn(move || write_until_stopped(w, &data, &stop))
     };
     let mut r = s;

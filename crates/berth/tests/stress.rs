@@ -125,14 +125,14 @@ fn write_until_stopped(mut s: TcpStream, data: &[u8], stop: &AtomicBool) {
     }
 }
 
-/// Send 16 MiB while reading 1 MiB of the echo, then stop and close with
-/// unread echo waiting: a reset while the server is writing.
+/// Send up to 4 MiB while reading 1 MiB of the echo, then stop and close
+/// with unread echo waiting: a reset while the server is writing.
 fn reset_mid_write(addr: SocketAddr, seed: u8) {
     let s = connect(addr);
-    let data = pattern(16 << 20, seed);
+    let data = Arc::new(pattern(4 << 20, seed));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (w, stop, data) = (s.try_clone().unwrap(), Arc::clone(&stop), data.clone());
+        let (w, stop, data) = (s.try_clone().unwrap(), Arc::clone(&stop), Arc::clone(&data));
         std::thread::spawn(move || write_until_stopped(w, &data, &stop))
     };
     let mut r = s;
