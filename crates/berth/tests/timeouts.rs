@@ -306,7 +306,8 @@ fn frame_timeout_closes_a_connection_dribbling_a_line(engine: EngineChoice) {
 
 /// The same for the packet echo server (a `LengthFieldCodec`): a
 /// packet of 200 bytes dribbled after its header is cut off 500 ms after
-/// the header; whole packets every 100 ms keep another connection served.
+/// the header; packets every 100 ms, each sent in two halves 50 ms apart,
+/// keep another connection served.
 fn frame_timeout_closes_a_connection_dribbling_a_packet(engine: EngineChoice) {
     let t = start_with(
         builder(engine).frame_timeout(FRAME),
@@ -323,7 +324,9 @@ fn frame_timeout_closes_a_connection_dribbling_a_packet(engine: EngineChoice) {
     while start.elapsed() < FRAME * 3 {
         let mut p = vec![20u8];
         p.extend(pattern(19, n));
-        good.write_all(&p).unwrap();
+        good.write_all(&p[..8]).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // between the halves
+        good.write_all(&p[8..]).unwrap();
         let mut back = vec![0u8; p.len()];
         good.read_exact(&mut back).unwrap();
         assert_eq!(back, p);
