@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use berth::servers::Echo;
-use berth::{CloseReason, Conn, EngineChoice, Handler, IoBuf, Lifecycle, Server, ServerEvent};
+use berth::servers::{Echo, PacketEcho};
+use berth::{
+    CloseReason, Conn, EngineChoice, Framed, Handler, IoBuf, Lifecycle, Server, ServerEvent,
+};
 use common::*;
 
 both_engines!(
@@ -24,6 +26,7 @@ both_engines!(
     a_reset_in_the_middle_of_a_large_write_returns_every_buffer,
     half_close_while_the_server_keeps_writing_returns_every_buffer,
     pause_and_resume_accepting_under_load_loses_no_connection,
+    slowloris_connections_are_closed_by_the_frame_timeout_and_give_back_their_buffers,
 );
 
 /// One scenario at a time.
@@ -295,6 +298,79 @@ fn pause_and_resume_accepting_under_load_loses_no_connection(engine: EngineChoic
     assert_eq!(
         t.server().stats().closed_for(CloseReason::ClientClose),
         total
+    );
+    t.finish();
+}
+
+/// A packet-echo server with a 300 ms frame timeout: 500 connections each
+/// send a packet header and then a byte every 100 ms, while 20 clients
+/// exchange packets. Every slowloris connection is closed, each counted
+/// as a timeout; every normal packet is echoed; the partial packets'
+/// buffers all come back.
+fn slowloris_connections_are_closed_by_the_frame_timeout_and_give_back_their_buffers(
+    engine: EngineChoice,
+) {
+    const SLOW: usize = 500;
+    let _one = one_at_a_time();
+    let b = builder(engine).frame_timeout(Duration::from_millis(300));
+    let t = start_with(b, Framed::new(PacketEcho::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr = t.addr;
+    let normal: Vec<JoinHandle<usize>> = (0..20)
+        .map(|i| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut s = connect(addr);
+                let mut n = 0;
+                while !stop.load(SeqCst) {
+                    let len = 2 + (i + n) % 200;
+                    let mut p = vec![len as u8];
+                    p.extend(pattern(len - 1, n as u8));
+                    s.write_all(&p).unwrap();
+                    let mut back = vec![0u8; p.len()];
+                    s.read_exact(&mut back).unwrap();
+                    assert_eq!(back, p);
+                    n += 1;
+                    std::thread::sleep(Duration::from_millis(10)); // the client's pace
+                }
+                n
+            })
+        })
+        .collect();
+    let mut slow: Vec<TcpStream> = (0..SLOW)
+        .map(|_| {
+            let mut s = connect(addr);
+            s.write_all(&[200]).unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    while !slow.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100)); // the dribble's pace
+        slow.retain_mut(|s| match s.read(&mut [0u8; 16]) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _ = s.write(&[0x55]);
+                true
+            }
+            Ok(0) | Err(_) => false,
+            Ok(n) => panic!("a slowloris connection got {n} bytes back"),
+        });
+    }
+    stop.store(true, SeqCst);
+    for c in normal {
+        assert!(c.join().unwrap() > 0, "a normal client was never served");
+    }
+    assert!(
+        slow.is_empty(),
+        "{} slowloris connections still open",
+        slow.len()
+    );
+    assert!(eventually(IO_TIMEOUT, || t.server().stats().closed
+        == (SLOW + 20) as u64));
+    assert_eq!(
+        t.server().stats().closed_for(CloseReason::Timeout),
+        SLOW as u64
     );
     t.finish();
 }
