@@ -20,14 +20,16 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Define one `#[test]` per engine for each named function taking the
 /// engine name: `uring::NAME` calls `NAME("uring")`, `epoll::NAME` calls
-/// `NAME("epoll")`.
+/// `NAME("epoll")`. Attributes may follow a name, for both tests
+/// (`NAME #[ignore = "why"]`) or for one engine's
+/// (`NAME uring #[ignore = "why"]`).
 macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
+    ($( $name:ident $(#[$both:meta])* $(uring #[$uring:meta])* $(epoll #[$epoll:meta])* ),* $(,)?) => {
         mod uring {
-            $( #[test] fn $name() { super::$name("uring") } )*
+            $( #[test] $(#[$both])* $(#[$uring])* fn $name() { super::$name("uring") } )*
         }
         mod epoll {
-            $( #[test] fn $name() { super::$name("epoll") } )*
+            $( #[test] $(#[$both])* $(#[$epoll])* fn $name() { super::$name("epoll") } )*
         }
     };
 }
@@ -170,6 +172,41 @@ impl Running {
             assert!(Instant::now() < end, "berth did not exit");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// After the process has exited: read the rest of its log (until its
+    /// stderr closes) into `log`, and return the last line.
+    pub fn rest_of_log(&mut self) -> String {
+        let end = Instant::now() + TIMEOUT;
+        loop {
+            let left = end
+                .checked_duration_since(Instant::now())
+                .expect("the log did not end");
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the log did not end"),
+            }
+        }
+        self.log.last().cloned().unwrap_or_default()
+    }
+
+    /// Descriptors the process has open now (entries of `/proc/PID/fd`).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    /// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), in KiB.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
     }
 
     /// CPU time (user + system) the process has used, in clock ticks.

@@ -16,14 +16,16 @@ use berth::{
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Generate one `#[test]` per engine for each named `fn name(engine: EngineChoice)`.
+/// Attributes may follow a name, for both tests (`name #[ignore = "why"]`)
+/// or for one engine's (`name uring #[ignore = "why"]`).
 #[macro_export]
 macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
+    ($( $name:ident $(#[$both:meta])* $(uring #[$uring:meta])* $(epoll #[$epoll:meta])* ),* $(,)?) => {
         mod uring {
-            $( #[test] fn $name() { super::$name(berth::EngineChoice::Uring) } )*
+            $( #[test] $(#[$both])* $(#[$uring])* fn $name() { super::$name(berth::EngineChoice::Uring) } )*
         }
         mod epoll {
-            $( #[test] fn $name() { super::$name(berth::EngineChoice::Epoll) } )*
+            $( #[test] $(#[$both])* $(#[$epoll])* fn $name() { super::$name(berth::EngineChoice::Epoll) } )*
         }
     };
 }
@@ -186,4 +188,64 @@ pub fn exchange_from_clients<H: Handler>(
         })
         .collect();
     threads.into_iter().map(|c| c.join().unwrap()).collect()
+}
+
+/// A listener whose accepted sockets inherit a small, fixed send buffer
+/// (`SO_SNDBUF` locks it; Linux copies it to accepted sockets), so that
+/// bytes a client does not read stay in the server's write queue instead
+/// of the kernel's.
+pub fn small_sndbuf_listener() -> socket2::Socket {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.set_reuse_address(true).unwrap();
+    s.set_send_buffer_size(4096).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .expect("bind");
+    s
+}
+
+/// A client with a small, fixed receive buffer (set before connecting, so
+/// the window it offers stays small), with the usual timeouts.
+pub fn connect_small_rcvbuf(addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect_timeout(&addr.into(), IO_TIMEOUT)
+        .expect("connect");
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// A client connected from the local address `local` (port chosen by the
+/// kernel), e.g. 127.0.0.2, with the usual timeouts.
+pub fn connect_from(local: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::new(local, 0).into())
+        .expect("bind the client's address");
+    s.connect_timeout(&addr.into(), IO_TIMEOUT)
+        .expect("connect");
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Read until end-of-file or an error; returns the bytes and how it ended
+/// (`Ok(())` for end-of-file).
+pub fn read_until_closed(s: &mut TcpStream) -> (Vec<u8>, io::Result<()>) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, Ok(())),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (out, Err(e)),
+        }
+    }
 }
