@@ -29,10 +29,7 @@ both_engines!(
     a_write_past_max_write_queue_resets_the_connection_by_default,
     a_write_past_max_write_queue_is_refused_and_the_connection_stays_usable,
     max_buffered_caps_the_bytes_queued_across_connections,
-    a_handle_write_refused_past_the_cap_is_not_lost_silently
-        #[ignore = "bug: with OverflowPolicy::Refuse, ConnHandle::write returns Ok and the IO \
-            thread drops the write it refuses (ConnState::apply ignores the error), so the peer \
-            gets a stream with holes"],
+    a_handle_write_refused_past_the_cap_is_not_lost_silently,
 );
 
 /// The default watermarks.

@@ -176,7 +176,7 @@ impl Running {
 
     /// After the process has exited: read the rest of its log (until its
     /// stderr closes) into `log`, and return the last line.
-    pub fn rest_of_log(&mut self) -> String {
+    pub fn last_log_line(&mut self) -> String {
         let end = Instant::now() + TIMEOUT;
         loop {
             let left = end

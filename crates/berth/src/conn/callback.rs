@@ -179,6 +179,9 @@ impl Conn<'_> {
                 peer: st.peer,
                 sides: AtomicU8::new(sides.bits()),
                 handles: AtomicUsize::new(0),
+                queued: AtomicUsize::new(st.wq_bytes),
+                pending: AtomicUsize::new(0),
+                refuse_over: refuse_over(self.env.budget),
                 mailbox: Arc::clone(self.env.mailbox),
                 pool: self.env.pool.clone(),
             })
@@ -189,6 +192,13 @@ impl Conn<'_> {
         }
         ConnHandle::from_shared(Arc::clone(shared))
     }
+}
+
+/// The cap a handle's writes are refused at, under
+/// [`OverflowPolicy::Refuse`](crate::OverflowPolicy::Refuse) (`None`: the
+/// policy resets instead, applied on the IO thread).
+fn refuse_over(budget: &WriteBudget) -> Option<usize> {
+    (budget.limits.policy == crate::OverflowPolicy::Refuse).then_some(budget.limits.max_write_queue)
 }
 
 impl fmt::Debug for Conn<'_> {

@@ -71,6 +71,13 @@ pub(crate) struct ConnShared {
     /// [`Sides`], written only by the IO thread.
     pub(super) sides: AtomicU8,
     pub(super) handles: AtomicUsize,
+    /// The connection's queued bytes, published by the IO thread.
+    pub(super) queued: AtomicUsize,
+    /// Bytes handles have sent for writing that the IO thread has not
+    /// applied yet.
+    pub(super) pending: AtomicUsize,
+    /// Under the Refuse policy, the cap handle writes are refused past.
+    pub(super) refuse_over: Option<usize>,
     pub(super) mailbox: Arc<Mailbox>,
     pub(super) pool: BufPool,
 }
@@ -79,6 +86,17 @@ impl ConnShared {
     /// Publish which sides are connected (called by the IO thread when they change).
     pub fn publish(&self, sides: Sides) {
         self.sides.store(sides.bits(), Ordering::Release);
+    }
+
+    /// Publish the connection's queued bytes (called by the IO thread).
+    #[inline]
+    pub fn publish_queued(&self, bytes: usize) {
+        self.queued.store(bytes, Ordering::Relaxed);
+    }
+
+    /// A handle's write of `n` bytes reached the IO thread.
+    pub fn applied(&self, n: usize) {
+        self.pending.fetch_sub(n, Ordering::AcqRel);
     }
 
     fn sides(&self) -> Sides {
@@ -167,8 +185,26 @@ impl ConnHandle {
     }
 
     /// Queue `buf` for writing, without a copy.
+    ///
+    /// Under [`OverflowPolicy::Refuse`](crate::OverflowPolicy::Refuse) a
+    /// write that would take the connection's queue (with the writes of
+    /// every handle not yet applied) past its cap is refused here with
+    /// [`ConnError::WriteQueueFull`]. A write that still overflows when
+    /// applied (other writers raced it, or the server-wide cap) resets the
+    /// connection: the stream never has a gap.
     pub fn write_buf(&self, buf: IoBuf) -> Result<(), ConnError> {
-        self.send(ConnOp::Write(buf))
+        let n = buf.len();
+        let shared = &self.shared;
+        let before = shared.pending.fetch_add(n, Ordering::AcqRel);
+        if let Some(cap) = shared.refuse_over
+            && shared.queued.load(Ordering::Relaxed) + before + n > cap
+        {
+            shared.pending.fetch_sub(n, Ordering::AcqRel);
+            return Err(ConnError::WriteQueueFull);
+        }
+        self.send(ConnOp::Write(buf)).inspect_err(|_| {
+            shared.pending.fetch_sub(n, Ordering::AcqRel);
+        })
     }
 
     /// Shut down one or both directions once every queued write has completed.

@@ -206,6 +206,9 @@ impl ConnState {
         }
         self.wq_bytes += n;
         budget.queued += n;
+        if let Some(shared) = &self.shared {
+            shared.publish_queued(self.wq_bytes);
+        }
         if self.wq_bytes > budget.limits.high_water && !self.has(UNWRITABLE) {
             self.set(UNWRITABLE | WRIT_CHANGED);
             self.publish();
@@ -239,6 +242,9 @@ impl ConnState {
     pub fn unreserve(&mut self, n: usize, budget: &mut WriteBudget) {
         self.wq_bytes = self.wq_bytes.saturating_sub(n);
         budget.queued = budget.queued.saturating_sub(n);
+        if let Some(shared) = &self.shared {
+            shared.publish_queued(self.wq_bytes);
+        }
         if self.has(UNWRITABLE) && self.wq_bytes <= budget.limits.low_water {
             self.clear(UNWRITABLE);
             self.set(WRIT_CHANGED);
@@ -290,12 +296,20 @@ impl ConnState {
         self.set_and_publish(CLOSE_PENDING);
     }
 
+    /// A handle's write, now on the IO thread.
+    fn apply_write(&mut self, buf: IoBuf, budget: &mut WriteBudget) -> Result<(), ConnError> {
+        if let Some(shared) = &self.shared {
+            shared.applied(buf.len());
+        }
+        self.push_write(buf, budget)
+    }
+
     /// Apply an operation carried from another thread.
     pub fn apply(&mut self, op: ConnOp, budget: &mut WriteBudget, now: u32) {
         // A refused operation from another thread has no caller left to
         // tell; its buffer is simply dropped back to the pool.
         let _ = match op {
-            ConnOp::Write(buf) => match self.push_write(buf, budget) {
+            ConnOp::Write(buf) => match self.apply_write(buf, budget) {
                 // No caller is left to see a refusal, and a refused write
                 // from another thread would leave a gap in the stream: the
                 // connection is reset, whatever the overflow policy.
