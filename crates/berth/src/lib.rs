@@ -52,6 +52,7 @@ mod listener;
 mod server;
 pub mod servers;
 pub mod signal;
+mod sync;
 pub mod worker;
 
 pub use buffer::{BufPool, IoBuf, IoBufMut, PoolStats};

@@ -6,15 +6,17 @@
 //! already due to drain, so a burst of commands costs one wake-up.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use crossbeam_queue::SegQueue;
 
 use crate::buffer::IoBuf;
 use crate::conn::Shutdown;
 use crate::driver::key::Key;
-use crate::engine::sys::EventFd;
+#[cfg(not(loom))]
+use crate::engine::sys::EventFd as Wake;
+use crate::sync::SegQueue;
+#[cfg(loom)]
+use crate::sync::Wake;
+use crate::sync::atomic::{AtomicBool, Ordering};
 
 /// An operation on one connection, carried to its IO thread.
 #[derive(Debug)]
@@ -68,7 +70,8 @@ pub(crate) struct Mailbox {
     queue: SegQueue<Command>,
     /// True while a wake-up is pending (the IO thread will drain the queue).
     notified: AtomicBool,
-    wake: EventFd,
+    /// The eventfd (under loom, its model).
+    wake: Wake,
 }
 
 impl Mailbox {
@@ -76,7 +79,7 @@ impl Mailbox {
         Ok(Mailbox {
             queue: SegQueue::new(),
             notified: AtomicBool::new(false),
-            wake: EventFd::new(nonblocking_wake)?,
+            wake: Wake::new(nonblocking_wake)?,
         })
     }
 
@@ -96,7 +99,7 @@ impl Mailbox {
         self.queue.pop()
     }
 
-    pub fn eventfd(&self) -> &EventFd {
+    pub fn eventfd(&self) -> &Wake {
         &self.wake
     }
 }

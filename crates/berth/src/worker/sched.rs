@@ -7,13 +7,16 @@
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+// The counters are statistics, not synchronization: `std`'s, even under loom.
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::types::{DROP_TIMEOUT, WorkError, WorkerBuildError, WorkerStats};
 use crate::conn::{Conn, ConnHandle, ConnId};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 const SHARDS: usize = 16;
 
