@@ -184,45 +184,39 @@ impl<H: Handler, I> IoThread<H, I> {
     /// Apply every command queued by other threads, in order.
     fn drain_mailbox<B: Backend<Io = I>>(&mut self, be: &mut B) {
         let mailbox = Arc::clone(&self.core.mailbox);
-        mailbox.rearm();
-        while let Some(cmd) = mailbox.pop() {
-            match cmd {
-                Command::Conn { key, op } => self.core.on_op(be, key, op),
-                Command::Adopt { stream, peer } => {
-                    acceptor::adopt(&mut self.core, be, stream, peer)
-                }
-                Command::Connect {
-                    addr,
-                    local,
-                    timeout,
-                } => {
-                    if self.core.is_stopping() {
-                        let err =
-                            io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
-                        door::connect_failed(&*self.core.handler, addr, &err);
-                    } else {
-                        self.connector
-                            .start(&mut self.core, be, addr, local, timeout);
-                    }
-                }
-                Command::PauseAccept => self.set_paused(true),
-                Command::ResumeAccept => self.set_paused(false),
-                Command::Stop { deadline } => {
-                    if let Some(a) = self.acceptor.as_mut() {
-                        a.stopped = true;
-                        // Forwarded after every hand-over already queued, so no
-                        // connection reaches a thread after it stopped.
-                        for mb in a.mailboxes.iter().skip(1) {
-                            mb.push(Command::Stop { deadline });
-                        }
-                    }
-                    self.timers.set_stop(deadline);
-                    self.core.stop(be);
+        mailbox.drain(|cmd| match cmd {
+            Command::Conn { key, op } => self.core.on_op(be, key, op),
+            Command::Adopt { stream, peer } => acceptor::adopt(&mut self.core, be, stream, peer),
+            Command::Connect {
+                addr,
+                local,
+                timeout,
+            } => {
+                if self.core.is_stopping() {
+                    let err = io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
+                    door::connect_failed(&*self.core.handler, addr, &err);
+                } else {
                     self.connector
-                        .expire(&mut self.core, be, Instant::now(), true);
+                        .start(&mut self.core, be, addr, local, timeout);
                 }
             }
-        }
+            Command::PauseAccept => self.set_paused(true),
+            Command::ResumeAccept => self.set_paused(false),
+            Command::Stop { deadline } => {
+                if let Some(a) = self.acceptor.as_mut() {
+                    a.stopped = true;
+                    // Forwarded after every hand-over already queued, so no
+                    // connection reaches a thread after it stopped.
+                    for mb in a.mailboxes.iter().skip(1) {
+                        mb.push(Command::Stop { deadline });
+                    }
+                }
+                self.timers.set_stop(deadline);
+                self.core.stop(be);
+                self.connector
+                    .expire(&mut self.core, be, Instant::now(), true);
+            }
+        });
     }
 
     fn set_paused(&mut self, paused: bool) {

@@ -91,8 +91,18 @@ impl Mailbox {
     }
 
     /// Called by the IO thread before draining: later pushes wake it again.
-    pub fn rearm(&self) {
+    fn rearm(&self) {
         self.notified.store(false, Ordering::SeqCst);
+    }
+
+    /// The IO thread's drain when woken: rearm, then apply every command
+    /// queued, in order (the loom model checks run this same code).
+    #[inline]
+    pub fn drain(&self, mut apply: impl FnMut(Command)) {
+        self.rearm();
+        while let Some(cmd) = self.pop() {
+            apply(cmd);
+        }
     }
 
     pub fn pop(&self) -> Option<Command> {
