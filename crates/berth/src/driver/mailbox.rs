@@ -91,8 +91,18 @@ impl Mailbox {
     }
 
     /// Called by the IO thread before draining: later pushes wake it again.
+    ///
+    /// A read-modify-write, not a store: a push that finds `notified`
+    /// already set (and so writes no eventfd) counts on this drain to see
+    /// its command. Reading the `true` that push's swap left (or a later
+    /// one), the swap here synchronizes with it, so everything pushed
+    /// before it is visible to the pops that follow. A plain store, even
+    /// `SeqCst`, does not synchronize with the push's (`AcqRel`) swap, and
+    /// the memory model then lets the queue's emptiness check read a stale
+    /// tail: store buffering, and a lost wake-up. (x86 and ARMv8 do not
+    /// reorder that way; on x86 the store and the swap are the same `xchg`.)
     fn rearm(&self) {
-        self.notified.store(false, Ordering::SeqCst);
+        self.notified.swap(false, Ordering::AcqRel);
     }
 
     /// The IO thread's drain when woken: rearm, then apply every command
