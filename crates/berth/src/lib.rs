@@ -53,6 +53,7 @@ pub mod proxy;
 mod server;
 pub mod servers;
 pub mod signal;
+mod sync;
 pub mod systemd;
 pub mod worker;
 

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::pool::{Block, BufPool, PoolShared};
+use super::pool::{BlockRef, BufPool, PoolShared};
 
 /// The most blocks one thread's cache holds.
 const THREAD_CACHE_MAX: usize = 128;
@@ -16,7 +16,7 @@ const THREAD_CACHE_MAX: usize = 128;
 /// last. Only its thread touches it.
 pub(super) struct ThreadCache {
     pool: Arc<PoolShared>,
-    blocks: Vec<Arc<Block>>,
+    blocks: Vec<BlockRef>,
     /// The slots of the pool's `max_pooled` this cache may fill.
     lease: usize,
     /// `blocks.len()` for `stats` on other threads (stored by this thread only).
@@ -32,7 +32,7 @@ impl ThreadCache {
         self.published.store(self.blocks.len(), Ordering::Relaxed);
     }
 
-    pub(super) fn pop(&mut self) -> Option<Arc<Block>> {
+    pub(super) fn pop(&mut self) -> Option<BlockRef> {
         let block = self.blocks.pop()?;
         self.publish();
         Some(block)
@@ -40,7 +40,7 @@ impl ThreadCache {
 
     /// Push a freed block. A full cache first hands its older half to the
     /// shared list, so the blocks freed last stay on top.
-    fn push(&mut self, block: Arc<Block>) {
+    fn push(&mut self, block: BlockRef) {
         if self.blocks.len() >= self.lease {
             let half = self.blocks.len().div_ceil(2);
             // Published first, so `stats` never counts a block twice.
@@ -65,8 +65,15 @@ impl Drop for ThreadCache {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static CACHE: RefCell<Option<ThreadCache>> = const { RefCell::new(None) };
+}
+// Loom runs its threads on one OS thread: each needs a thread-local of its
+// own (and loom's macro takes no `const` initializer).
+#[cfg(loom)]
+loom::thread_local! {
+    static CACHE: RefCell<Option<ThreadCache>> = RefCell::new(None);
 }
 
 /// Run `f` on this thread's cache if it serves `pool` (and is not in use).
@@ -102,15 +109,15 @@ impl Drop for ThreadCacheGuard {
 }
 
 /// Return a uniquely owned block to its pool (or free it).
-pub(super) fn recycle(mut block: Arc<Block>) {
+pub(super) fn recycle(mut block: BlockRef) {
     // Most drops are of one view among several (a frame cut from a read):
     // a plain load settles those without `get_mut`'s compare-and-swap. A
     // racing drop on another thread can at worst free a block instead of
     // pooling it, exactly as when both `get_mut`s fail.
-    if Arc::strong_count(&block) > 1 {
+    if BlockRef::strong_count(&block) > 1 {
         return;
     }
-    let Some(inner) = Arc::get_mut(&mut block) else {
+    let Some(inner) = BlockRef::get_mut(&mut block) else {
         return; // another view still holds it
     };
     let Some(owner) = inner.pool.as_ref().map(Weak::as_ptr) else {

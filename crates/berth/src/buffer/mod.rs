@@ -39,5 +39,7 @@ mod view;
 pub use pool::{BufPool, PoolStats};
 pub use view::{IoBuf, IoBufMut};
 
+#[cfg(all(test, loom))]
+mod loom_tests;
 #[cfg(test)]
 mod tests;

@@ -5,13 +5,20 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, PoisonError, Weak};
+
+use crate::sync::{Mutex, MutexGuard};
 
 /// Where a pooled block's bytes start: a cache line boundary. The kernel
 /// copies received bytes with `rep movsb`, which on common x86 cores runs
 /// markedly slower into a destination that is not cache-line aligned (the
 /// allocator's 16-byte alignment is not enough).
 const BLOCK_ALIGN: usize = 64;
+
+/// A reference to a block: its count is the views' (and the free lists')
+/// count of the block, the one model-checked under loom (`crate::sync`).
+/// The pool itself is a `std` `Arc`, for its `Weak`.
+pub(super) type BlockRef = crate::sync::Arc<Block>;
 
 /// One block of memory, pooled or not.
 pub(super) struct Block {
@@ -61,7 +68,7 @@ pub(super) struct PoolShared {
     /// Free blocks, most recently freed last. The lock is held only for a
     /// push or a pop (never while a block is allocated or freed; the list
     /// itself is allocated up front), and IO threads rarely meet there.
-    free: Mutex<Vec<Arc<Block>>>,
+    free: Mutex<Vec<BlockRef>>,
     pub(super) allocated: AtomicUsize,
     /// Slots of `max_pooled` leased to thread caches; the shared list keeps
     /// at most `max_pooled - leased`. Changed under the `caches` lock.
@@ -71,7 +78,7 @@ pub(super) struct PoolShared {
 }
 
 impl PoolShared {
-    pub(super) fn free_list(&self) -> MutexGuard<'_, Vec<Arc<Block>>> {
+    pub(super) fn free_list(&self) -> MutexGuard<'_, Vec<BlockRef>> {
         // Nothing panics while the lock is held; a poisoned list is still whole.
         self.free.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -88,7 +95,7 @@ impl PoolShared {
 
     /// Keep `blocks` (oldest first) in the shared free list while it has
     /// room; the rest are freed, after the unlock.
-    pub(super) fn keep(&self, blocks: impl Iterator<Item = Arc<Block>>) {
+    pub(super) fn keep(&self, blocks: impl Iterator<Item = BlockRef>) {
         let mut rest = Vec::new();
         {
             let mut free = self.free_list();

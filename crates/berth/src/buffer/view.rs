@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::cache::{ThreadCache, recycle, with_cache};
-use super::pool::{Block, BufPool};
+use super::pool::{Block, BlockRef, BufPool};
 
 impl BufPool {
     /// An empty writable buffer, from the pool when one is free.
@@ -18,7 +18,7 @@ impl BufPool {
             Some(block) => block,
             None => {
                 self.shared.allocated.fetch_add(1, Ordering::Relaxed);
-                Arc::new(Block::aligned(
+                BlockRef::new(Block::aligned(
                     self.shared.buf_size,
                     Arc::downgrade(&self.shared),
                 ))
@@ -49,7 +49,7 @@ impl BufPool {
 /// is spare capacity.
 pub struct IoBufMut {
     /// Always `Some` (and unique) until frozen or dropped.
-    block: Option<Arc<Block>>,
+    block: Option<BlockRef>,
     len: usize,
 }
 
@@ -61,7 +61,7 @@ impl IoBufMut {
     }
 
     fn data_mut(&mut self) -> &mut [u8] {
-        let block = self.block.as_mut().and_then(Arc::get_mut);
+        let block = self.block.as_mut().and_then(BlockRef::get_mut);
         // An IoBufMut is only built from a unique block and is never cloned.
         block.expect("IoBufMut block is uniquely owned").bytes_mut()
     }
@@ -149,7 +149,7 @@ impl fmt::Debug for IoBufMut {
 /// The block returns to its pool when its last view is dropped.
 pub struct IoBuf {
     /// Always `Some` until dropped.
-    block: Option<Arc<Block>>,
+    block: Option<BlockRef>,
     off: usize,
     len: usize,
 }
@@ -248,7 +248,7 @@ impl IoBuf {
     /// from one received buffer do). Returns whether it was appended.
     pub fn try_append(&mut self, next: &IoBuf) -> bool {
         let same = match (&self.block, &next.block) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(a), Some(b)) => BlockRef::ptr_eq(a, b),
             _ => false,
         };
         if same && self.off + self.len == next.off {
@@ -265,7 +265,7 @@ impl IoBuf {
     /// Otherwise the view is returned unchanged.
     pub fn try_into_mut(mut self) -> Result<IoBufMut, IoBuf> {
         let unique = match self.block.as_mut() {
-            Some(block) => Arc::get_mut(block).is_some(),
+            Some(block) => BlockRef::get_mut(block).is_some(),
             None => false,
         };
         if !unique {
@@ -322,7 +322,7 @@ impl From<Vec<u8>> for IoBuf {
     fn from(v: Vec<u8>) -> Self {
         let len = v.len();
         IoBuf {
-            block: Some(Arc::new(Block {
+            block: Some(BlockRef::new(Block {
                 data: v.into_boxed_slice(),
                 start: 0,
                 end: len,

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::buffer::BufPool;
@@ -12,6 +11,7 @@ use crate::driver::limits::WriteBudget;
 use crate::driver::mailbox::Mailbox;
 use crate::driver::state::{ConnState, flags::*};
 use crate::driver::wheel::Wheel;
+use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// The thread-level context a [`Conn`] needs.
 pub(crate) struct ConnEnv<'a> {

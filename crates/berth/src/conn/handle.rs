@@ -4,13 +4,13 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::buffer::{BufPool, IoBuf};
 use crate::conn::types::{ConnError, ConnId, Shutdown};
 use crate::driver::key::Key;
 use crate::driver::mailbox::{Command, ConnOp, Mailbox};
+use crate::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 /// Which sides of a connection are still connected, as one byte that the IO
 /// thread publishes to the handles (the seed's "determine if send/receive

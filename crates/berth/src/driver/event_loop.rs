@@ -198,33 +198,27 @@ impl<H: Handler, I> IoThread<H, I> {
     /// Apply every command queued by other threads, in order.
     fn drain_mailbox<E: Engine<Io = I>>(&mut self, be: &mut E) {
         let mailbox = Arc::clone(&self.core.mailbox);
-        mailbox.rearm();
-        while let Some(cmd) = mailbox.pop() {
-            match cmd {
-                Command::Conn { key, op } => self.core.on_op(be, key, op),
-                Command::Adopt { stream, peer } => {
-                    acceptor::adopt(&mut self.core, be, stream, peer)
+        mailbox.drain(|cmd| match cmd {
+            Command::Conn { key, op } => self.core.on_op(be, key, op),
+            Command::Adopt { stream, peer } => acceptor::adopt(&mut self.core, be, stream, peer),
+            Command::Connect {
+                addr,
+                local,
+                timeout,
+            } => {
+                if self.core.is_stopping() {
+                    let err = io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
+                    door::connect_failed(&*self.core.handler, addr, &err);
+                } else {
+                    self.connector
+                        .start(&mut self.core, be, addr, local, timeout);
                 }
-                Command::Connect {
-                    addr,
-                    local,
-                    timeout,
-                } => {
-                    if self.core.is_stopping() {
-                        let err =
-                            io::Error::new(io::ErrorKind::Interrupted, "server shutting down");
-                        door::connect_failed(&*self.core.handler, addr, &err);
-                    } else {
-                        self.connector
-                            .start(&mut self.core, be, addr, local, timeout);
-                    }
-                }
-                Command::PauseAccept => self.set_paused(true),
-                Command::ResumeAccept => self.set_paused(false),
-                Command::Stop { deadline } => self.on_stop(be, deadline),
-                Command::Hurry { deadline } => self.timers.hurry(deadline),
             }
-        }
+            Command::PauseAccept => self.set_paused(true),
+            Command::ResumeAccept => self.set_paused(false),
+            Command::Stop { deadline } => self.on_stop(be, deadline),
+            Command::Hurry { deadline } => self.timers.hurry(deadline),
+        });
     }
 
     /// A graceful shutdown was asked for. The accepting thread of a shared

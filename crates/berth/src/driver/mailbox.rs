@@ -6,15 +6,17 @@
 //! already due to drain, so a burst of commands costs one wake-up.
 
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use crossbeam_queue::SegQueue;
 
 use crate::buffer::IoBuf;
 use crate::conn::Shutdown;
 use crate::driver::key::Key;
-use crate::engine::sys::EventFd;
+#[cfg(not(loom))]
+use crate::engine::sys::EventFd as Wake;
+use crate::sync::SegQueue;
+#[cfg(loom)]
+use crate::sync::Wake;
+use crate::sync::atomic::{AtomicBool, Ordering};
 
 /// An operation on one connection, carried to its IO thread.
 #[derive(Debug)]
@@ -75,7 +77,8 @@ pub(crate) struct Mailbox {
     queue: SegQueue<Command>,
     /// True while a wake-up is pending (the IO thread will drain the queue).
     notified: AtomicBool,
-    wake: EventFd,
+    /// The eventfd (under loom, its model).
+    wake: Wake,
 }
 
 impl Mailbox {
@@ -83,7 +86,7 @@ impl Mailbox {
         Ok(Mailbox {
             queue: SegQueue::new(),
             notified: AtomicBool::new(false),
-            wake: EventFd::new(nonblocking_wake)?,
+            wake: Wake::new(nonblocking_wake)?,
         })
     }
 
@@ -95,15 +98,35 @@ impl Mailbox {
     }
 
     /// Called by the IO thread before draining: later pushes wake it again.
-    pub fn rearm(&self) {
-        self.notified.store(false, Ordering::SeqCst);
+    ///
+    /// A read-modify-write, not a store: a push that finds `notified`
+    /// already set (and so writes no eventfd) counts on this drain to see
+    /// its command. Reading the `true` that push's swap left (or a later
+    /// one), the swap here synchronizes with it, so everything pushed
+    /// before it is visible to the pops that follow. A plain store, even
+    /// `SeqCst`, does not synchronize with the push's (`AcqRel`) swap, and
+    /// the memory model then lets the queue's emptiness check read a stale
+    /// tail: store buffering, and a lost wake-up. (x86 and ARMv8 do not
+    /// reorder that way; on x86 the store and the swap are the same `xchg`.)
+    fn rearm(&self) {
+        self.notified.swap(false, Ordering::AcqRel);
+    }
+
+    /// The IO thread's drain when woken: rearm, then apply every command
+    /// queued, in order (the loom model checks run this same code).
+    #[inline]
+    pub fn drain(&self, mut apply: impl FnMut(Command)) {
+        self.rearm();
+        while let Some(cmd) = self.pop() {
+            apply(cmd);
+        }
     }
 
     pub fn pop(&self) -> Option<Command> {
         self.queue.pop()
     }
 
-    pub fn eventfd(&self) -> &EventFd {
+    pub fn eventfd(&self) -> &Wake {
         &self.wake
     }
 }

@@ -42,5 +42,7 @@ pub(crate) mod stats;
 pub(crate) mod timers;
 pub(crate) mod wheel;
 
+#[cfg(all(test, loom))]
+pub(crate) mod loom_tests;
 #[cfg(test)]
 mod tests;

@@ -3,12 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::driver::mailbox::{Command, Mailbox};
 use crate::driver::stats::{CloseReason, ThreadStats};
 use crate::engine::EngineKind;
+use crate::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A `Send + Sync + Clone` handle to control a running server from any thread.
 #[derive(Clone, Debug)]

@@ -8,6 +8,9 @@ mod builder;
 mod handle;
 mod runtime;
 
+#[cfg(all(test, loom))]
+mod loom_tests;
+
 pub use builder::{
     DEFAULT_ADDR, DEFAULT_BUFFER_SIZE, DEFAULT_MAX_BUFFERED, ServerBuilder, bind,
     default_ring_buffers,

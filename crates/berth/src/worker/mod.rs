@@ -221,5 +221,7 @@ impl fmt::Debug for WorkerPool {
     }
 }
 
+#[cfg(all(test, loom))]
+mod loom_tests;
 #[cfg(test)]
 mod tests;

@@ -7,13 +7,16 @@
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
+// The counters are statistics, not synchronization: `std`'s, even under loom.
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::types::{DROP_TIMEOUT, WorkError, WorkerBuildError, WorkerStats};
 use crate::conn::{Conn, ConnHandle, ConnId};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 
 const SHARDS: usize = 16;
 
@@ -77,7 +80,7 @@ pub(super) struct Inner {
 }
 
 impl Inner {
-    fn new(threads: usize, bound: usize) -> Self {
+    pub(super) fn new(threads: usize, bound: usize) -> Self {
         Inner {
             bound,
             low: bound / 2,
@@ -197,8 +200,22 @@ impl Inner {
         Ok(())
     }
 
+    /// Count in a worker thread about to [`run`](Inner::run); it counts
+    /// itself out when `run` returns.
+    pub(super) fn enlist(&self) {
+        *lock(&self.alive) += 1;
+    }
+
+    /// Take no more jobs: a submission from now on fails, and each worker
+    /// returns once the ready list is empty.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        lock(&self.ready).closed = true;
+        self.work.notify_all();
+    }
+
     /// A worker thread's loop: run one job of the next ready queue.
-    fn run(&self) {
+    pub(super) fn run(&self) {
         let _exit = ExitGuard(self);
         loop {
             let q = {
@@ -310,7 +327,7 @@ impl Owner {
             joins: Mutex::new(Vec::with_capacity(threads)),
         };
         for i in 0..threads {
-            *lock(&inner.alive) += 1;
+            inner.enlist();
             let worker = Arc::clone(&inner);
             let spawned = thread::Builder::new()
                 .name(format!("{name}-{i}"))
@@ -328,9 +345,7 @@ impl Owner {
 
     pub(super) fn stop(&self, timeout: Duration) -> bool {
         let inner = &self.inner;
-        inner.closed.store(true, Ordering::Release);
-        lock(&inner.ready).closed = true;
-        inner.work.notify_all();
+        inner.close();
         let joins = std::mem::take(&mut *lock(&self.joins));
         // A job may drop the last clone: never wait for our own thread.
         let me = thread::current().id();

@@ -159,13 +159,10 @@ impl Harness {
     /// Apply what the handles queued, as the IO thread does when woken.
     fn drain(&mut self) {
         let mailbox = Arc::clone(&self.core.mailbox);
-        mailbox.rearm();
-        while let Some(cmd) = mailbox.pop() {
-            match cmd {
-                Command::Conn { key, op } => self.core.on_op(&mut self.be, key, op),
-                other => panic!("unexpected command {other:?}"),
-            }
-        }
+        mailbox.drain(|cmd| match cmd {
+            Command::Conn { key, op } => self.core.on_op(&mut self.be, key, op),
+            other => panic!("unexpected command {other:?}"),
+        });
     }
 
     /// The server began a graceful shutdown.
