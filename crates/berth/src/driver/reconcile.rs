@@ -44,7 +44,12 @@ impl<H: Handler, I> Core<H, I> {
             if e.st.has(AWAIT_PROXY) {
                 return self.proxy_data(be, key, buf);
             }
-            e.st.stash.push_back(buf);
+            if e.st.has(UNWRITABLE) && !e.st.has(USER_PAUSED) {
+                // Held back by the write queue: kept compactly.
+                e.st.stash_push(buf);
+            } else {
+                e.st.stash.push_back(buf);
+            }
         } else {
             self.deliver(key, buf);
         }

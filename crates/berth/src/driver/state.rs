@@ -291,6 +291,29 @@ impl ConnState {
         }
     }
 
+    /// Keep `buf` for later delivery while reads are held back by the write
+    /// queue. A short buffer is copied into the end of the last one kept
+    /// when that one has room, so the connection holds blocks in proportion
+    /// to the bytes it keeps, not to the receives that brought them (a
+    /// completion engine may deliver many short receives, each in a block
+    /// of its own, before its cancel lands). The bytes are delivered in
+    /// order as usual, in fewer, larger buffers. (Data kept while the
+    /// handler paused reading keeps its buffers as they came.)
+    pub fn stash_push(&mut self, buf: IoBuf) {
+        if let Some(last) = self.stash.pop_back() {
+            match last.try_into_mut() {
+                Ok(mut tail) if tail.remaining() >= buf.len() => {
+                    tail.extend_from_slice(&buf);
+                    self.stash.push_back(tail.freeze());
+                    return; // `buf`'s block goes back to the pool
+                }
+                Ok(tail) => self.stash.push_back(tail.freeze()),
+                Err(last) => self.stash.push_back(last),
+            }
+        }
+        self.stash.push_back(buf);
+    }
+
     /// A graceful close, once every queued write has completed.
     pub fn request_close(&mut self) {
         self.set_and_publish(CLOSE_PENDING);
