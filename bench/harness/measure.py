@@ -115,9 +115,19 @@ def measure_load(settings, server, w, mode, attacked=False):
         kill_tree(load, grace=1.0)
     with open(out_path, errors="replace") as f:
         stdout = f.read()
-    if load.returncode != 0:
-        raise RunFailed(f"load generator exited {load.returncode}: {log_tail(err_path)}")
-    r = parse_loadgen_output(stdout, w.kind == "churn", attacked)
+    failed = RunFailed(f"load generator exited {load.returncode}: {log_tail(err_path)}")
+    if load.returncode != 0 and not attacked:
+        raise failed
+    try:
+        r = parse_loadgen_output(stdout, w.kind == "churn", attacked)
+    except RunFailed:
+        if load.returncode != 0:
+            raise failed
+        raise
+    # Under attack, nothing echoed to the good clients (the load generator's
+    # failure) is a result: the attack took the whole server.
+    if load.returncode != 0 and (r["messages"] > 0 or r["mismatches"] > 0):
+        raise failed
     used = c1 - c0
     window = s1 - s0
     rate = r["conns_per_sec"] if w.kind == "churn" else r["msgs_per_sec"]
@@ -161,14 +171,19 @@ def load_on_fresh_server(settings, peer, w, mode, attacked):
 
 def measure_attack(settings, peer, w, mode):
     """WA: w's load alone, then beside its attackers: one row of numbers."""
-    alone = load_on_fresh_server(settings, peer, w, mode, attacked=False)
-    attacked = load_on_fresh_server(settings, peer, w, mode, attacked=True)
+    runs = []
+    for attacked, name in ((False, "alone"), (True, "attacked")):
+        try:
+            runs.append(load_on_fresh_server(settings, peer, w, mode, attacked))
+        except RunFailed as e:
+            raise RunFailed(f"{name}: {e}") from e
+    alone, attacked = runs
     r = {k: attacked[k] for k in ATTACK_KEYS}
     r.update({
         "msgs_per_sec": attacked["msgs_per_sec"],
         "alone_msgs_per_sec": alone["msgs_per_sec"],
         "kept": attacked["msgs_per_sec"] / alone["msgs_per_sec"] if alone["msgs_per_sec"] else None,
-        "p99_us": attacked["p99_us"],
+        "p99_us": attacked["p99_us"] if attacked["messages"] else None,
         "alone_p99_us": alone["p99_us"],
         "cpu_pct": attacked["cpu_pct"],
         "rss_base": attacked["rss_base"],
