@@ -28,6 +28,15 @@ Churn mode (--churn): each thread loops: connect, one message of B bytes
   echoed, close (one cycle at a time per thread; --conns is accepted for
   compatibility). Output adds "conns_per_sec" and "connections"; latencies
   are of the whole connect-echo-close cycle.
+
+Attackers (--slowloris N [--slowloris-interval S] --never-read M
+  [--attack-reconnect]), beside the load as in `berth bench`: N connections
+  from one thread each sending one byte every S seconds (a 255-byte packet
+  one byte at a time in packet mode) and throwing away what comes back; M
+  threads each writing as fast as the socket takes bytes and never reading.
+  Output adds the same keys as berth bench: slowloris_open, _closed,
+  _reconnects, _connect_errors, _bytes, never_read_open, _closed,
+  _reconnects, _connect_errors, _bytes, attack_ready_ms.
 """
 
 import argparse
@@ -232,6 +241,131 @@ def churn_worker(args, addr, _nconns, clock, stats, barrier):
             stats.lat.append((t - t0) * 1e6)
 
 
+ATTACK_KEYS = ["slowloris_open", "slowloris_closed", "slowloris_reconnects",
+               "slowloris_connect_errors", "slowloris_bytes", "never_read_open",
+               "never_read_closed", "never_read_reconnects", "never_read_connect_errors",
+               "never_read_bytes"]
+
+
+def attack_socket(addr, counts, prefix, blocking):
+    """A new attacker connection, counted as open (or its failure counted)."""
+    try:
+        s = socket.create_connection(addr, timeout=1.0)
+    except OSError:
+        counts[prefix + "_connect_errors"] += 1
+        return None
+    if blocking:
+        s.settimeout(0.1)
+    else:
+        s.setblocking(False)
+    counts[prefix + "_open"] += 1
+    return s
+
+
+def slowloris_worker(args, addr, stop, t_start, counts):
+    n, interval = args.slowloris, args.slowloris_interval
+    t0 = time.monotonic()
+    slow = []  # [socket or None, bytes sent, next byte due]
+    for i in range(n):
+        if stop.is_set():
+            break
+        slow.append([attack_socket(addr, counts, "slowloris", False), 0, t0 + interval * i / n])
+    counts["ready"] = time.monotonic() - t_start
+    turn = 0
+    while slow and not stop.is_set():
+        c = slow[turn]
+        if c[2] > time.monotonic():
+            stop.wait(min(0.05, c[2] - time.monotonic()))
+            continue
+        c[2] = max(c[2] + interval, time.monotonic())
+        if c[0] is None and args.attack_reconnect:
+            c[0], c[1] = attack_socket(addr, counts, "slowloris", False), 0
+            if c[0] is not None:
+                counts["slowloris_reconnects"] += 1
+        if c[0] is not None:
+            byte = b"\xff" if args.mode == "packet" and c[1] % 255 == 0 else b"s"
+            try:
+                while True:
+                    try:
+                        if not c[0].recv(4096):
+                            raise ConnectionError("closed")
+                    except BlockingIOError:
+                        break
+                sent = c[0].send(byte)
+                c[1] += sent
+                counts["slowloris_bytes"] += sent
+            except BlockingIOError:
+                pass
+            except OSError:
+                c[0].close()
+                c[0] = None
+                if not stop.is_set():
+                    counts["slowloris_closed"] += 1
+        turn = (turn + 1) % len(slow)
+    for c in slow:
+        if c[0] is not None:
+            c[0].close()
+
+
+def never_read_worker(args, addr, stop, t_start, counts):
+    chunk = bytearray(b"n" * (255 * 256))
+    if args.mode == "packet":
+        chunk[::255] = b"\xff" * 256
+    chunk = bytes(chunk)
+    s = attack_socket(addr, counts, "never_read", True)
+    counts["ready"] = time.monotonic() - t_start
+    at = 0
+    while not stop.is_set():
+        if s is None:
+            if not args.attack_reconnect or stop.wait(0.1):
+                break
+            s, at = attack_socket(addr, counts, "never_read", True), 0
+            if s is not None:
+                counts["never_read_reconnects"] += 1
+            continue
+        try:
+            n = s.send(chunk[at:])
+            counts["never_read_bytes"] += n
+            at = (at + n) % len(chunk)
+        except (socket.timeout, BlockingIOError):
+            pass
+        except OSError:
+            s.close()
+            s = None
+            if not stop.is_set():
+                counts["never_read_closed"] += 1
+    if s is not None:
+        s.close()
+
+
+def start_attack(args, addr):
+    """The attack threads, their stop event and their counters (one dict each)."""
+    stop, t_start = threading.Event(), time.monotonic()
+    jobs = ([slowloris_worker] if args.slowloris else []) + [never_read_worker] * args.never_read
+    counts = [dict.fromkeys(ATTACK_KEYS, 0) for _ in jobs]
+    for c in counts:
+        c["ready"] = None
+    threads = [threading.Thread(target=job, args=(args, addr, stop, t_start, c), daemon=True)
+               for job, c in zip(jobs, counts)]
+    for t in threads:
+        t.start()
+    return threads, stop, counts, t_start
+
+
+def stop_attack(threads, stop, counts, t_start):
+    """Stop the attack; its JSON keys (open counts are those when it stopped)."""
+    stopped = time.monotonic() - t_start
+    totals = {k: sum(c[k] for c in counts) for k in ATTACK_KEYS}
+    stop.set()
+    for t in threads:
+        t.join(timeout=5)
+    ready = [c["ready"] for c in counts]
+    totals["slowloris_open"] -= totals["slowloris_closed"]
+    totals["never_read_open"] -= totals["never_read_closed"]
+    totals["attack_ready_ms"] = 1000 * (stopped if None in ready else max(ready, default=0.0))
+    return totals
+
+
 def main():
     ap = argparse.ArgumentParser(description="pyload: test double for `berth bench` (see docstring)")
     ap.add_argument("--addr", default="127.0.0.1:5001")
@@ -244,12 +378,19 @@ def main():
     ap.add_argument("--mode", choices=["echo", "packet"], default="echo")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--churn", action="store_true")
+    ap.add_argument("--slowloris", type=int, default=0, help="slowloris connections beside the load")
+    ap.add_argument("--slowloris-interval", type=float, default=1.0, help="seconds between their bytes")
+    ap.add_argument("--never-read", type=int, default=0, help="never-reading connections beside the load")
+    ap.add_argument("--attack-reconnect", action="store_true", help="reopen attackers the server closes")
     ap.add_argument("--json", action="store_true", help="print the JSON object (always done)")
     args = ap.parse_args()
 
     host, port = args.addr.rsplit(":", 1)
     if host != "127.0.0.1":
         ap.error("pyload only loads 127.0.0.1")
+    if not (0 <= args.slowloris <= MAX_CONNS and 0 <= args.never_read <= 1000
+            and 0.001 <= args.slowloris_interval <= 3600):
+        ap.error("an attacker count or interval is out of range")
     if not (1 <= args.conns <= MAX_CONNS and args.size >= 1 and args.depth >= 1
             and args.threads >= 1 and 0 < args.duration <= 3600 and 0 <= args.warmup <= 600):
         ap.error("a count or duration is out of range")
@@ -266,6 +407,8 @@ def main():
         t = time.monotonic()
         clock[0], clock[1], clock[2] = t, t + args.warmup, t + args.warmup + args.duration
 
+    attacking = args.slowloris or args.never_read
+    attack = start_attack(args, addr) if attacking else None
     barrier = threading.Barrier(threads, action=set_clock)
     worker = churn_worker if args.churn else load_worker
     stats = [Stats() for _ in range(threads)]
@@ -276,6 +419,7 @@ def main():
     for t in ts:
         t.join(timeout=args.warmup + args.duration + 120)
 
+    attack_out = stop_attack(*attack) if attack else {}
     lat = sorted(x for s in stats for x in s.lat)
     messages = sum(s.messages for s in stats)
     out = {
@@ -294,6 +438,7 @@ def main():
         conns = sum(s.connections for s in stats)
         out["connections"] = conns
         out["conns_per_sec"] = conns / args.duration
+    out.update(attack_out)
     print(json.dumps(out))
     return 0
 

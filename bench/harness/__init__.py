@@ -5,7 +5,7 @@ One command runs the whole comparison (see bench/README.md):
 
     bench/peers/build.sh                      # once: build the peer servers
     cargo build --release -p berth-cli        # the berth binary under test
-    bench/compare --out BENCHMARKS.md         # ~30 min per mode with 5 reps
+    bench/compare --out BENCHMARKS.md         # ~45 min per mode with 5 reps
     bench/compare --quick --loadgen "python3 bench/pyload.py"   # smoke run
 
 Every server is pinned to CPU 0 (taskset) and the load generator to CPU 1;

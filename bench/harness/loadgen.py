@@ -11,6 +11,8 @@ prints one JSON object; --loadgen picks it. The contract:
             "max_us": float, "mismatches": int, "connect_errors": int,
             "closes": int}
     LOADGEN --churn (same flags) -> the same plus {"conns_per_sec": float}
+    LOADGEN (load flags) --slowloris N --never-read M [--attack-reconnect]
+        -> the same plus what the attackers did: ATTACK_KEYS below
 
 Only loadgen_argv() builds these flags: adapt it here.
 """
@@ -19,14 +21,20 @@ import json
 import os
 import subprocess
 
-from .peers import REPO
+from .peers import ATTACK_RECONNECT, REPO
 from .proc import RunFailed
 
 REQUIRED_KEYS = ["messages", "msgs_per_sec", "mb_per_sec", "p50_us", "p99_us",
                  "p999_us", "max_us", "mismatches", "connect_errors", "closes"]
+ATTACK_KEYS = ["slowloris_open", "slowloris_closed", "slowloris_reconnects",
+               "slowloris_connect_errors", "slowloris_bytes", "never_read_open",
+               "never_read_closed", "never_read_reconnects", "never_read_connect_errors",
+               "never_read_bytes", "attack_ready_ms"]
 
 
-def loadgen_argv(settings, w, addr, mode, duration, warmup):
+def loadgen_argv(settings, w, addr, mode, duration, warmup, attacked=False):
+    """The load generator's argv for workload w; with `attacked`, its
+    attackers (w.slowloris, w.never_read) run beside the load."""
     argv = list(settings.loadgen)
     if w.kind == "churn":
         argv.append("--churn")
@@ -34,12 +42,16 @@ def loadgen_argv(settings, w, addr, mode, duration, warmup):
              "--depth", str(w.depth), "--duration", str(duration),
              "--warmup", str(warmup), "--mode", mode,
              "--threads", str(settings.load_threads), "--json"]
-    if settings.rate and w.kind == "load":
+    if settings.rate and w.kind in ("load", "attack"):
         argv += ["--rate", str(settings.rate)]
+    if attacked:
+        argv += ["--slowloris", str(w.slowloris), "--never-read", str(w.never_read)]
+        if ATTACK_RECONNECT:
+            argv.append("--attack-reconnect")
     return argv
 
 
-def parse_loadgen_output(text, churn):
+def parse_loadgen_output(text, churn, attacked=False):
     """The last line of stdout that parses as a JSON object."""
     for line in reversed(text.strip().splitlines()):
         line = line.strip()
@@ -48,7 +60,8 @@ def parse_loadgen_output(text, churn):
                 obj = json.loads(line)
             except ValueError:
                 continue
-            missing = [k for k in REQUIRED_KEYS + (["conns_per_sec"] if churn else []) if k not in obj]
+            wanted = REQUIRED_KEYS + (["conns_per_sec"] if churn else []) + (ATTACK_KEYS if attacked else [])
+            missing = [k for k in wanted if k not in obj]
             if missing:
                 raise RunFailed("load generator JSON lacks " + ", ".join(missing))
             return obj

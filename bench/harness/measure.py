@@ -7,6 +7,12 @@ by the messages (in churn: connections) echoed in that window; and utime
 each on its own. W5 (idle connections) is measured
 here, without the load generator: RSS from /proc/PID/smaps_rollup before and
 after opening the connections, divided by their number.
+
+Every load run also samples the server's memory (VmRSS from
+/proc/PID/status) where it samples its CPU, and its peak (VmHWM) at the
+end. WA (under attack) runs the load twice, each time on a fresh server:
+alone, then beside the load generator's attackers; memory growth is the
+peak less the RSS the server had before the load, after one echo.
 """
 
 import errno
@@ -18,7 +24,7 @@ import subprocess
 import time
 from typing import NamedTuple
 
-from .loadgen import loadgen_argv, parse_loadgen_output
+from .loadgen import ATTACK_KEYS, loadgen_argv, parse_loadgen_output
 from .peers import run_times
 from .proc import HOST, RunFailed, Server, kill_tree, log_tail, pinned, spawn
 
@@ -60,6 +66,15 @@ def rss_bytes(pid):
     raise RunFailed("cannot read the server's RSS")
 
 
+def status_bytes(pid, field):
+    """A size field of /proc/PID/status (VmRSS, VmHWM), in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RunFailed(f"no {field} in /proc/{pid}/status")
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -68,9 +83,12 @@ def fd_count(pid):
 # Load and churn: the load generator drives, we sample the server's CPU.
 # --------------------------------------------------------------------------
 
-def measure_load(settings, server, w, mode):
+def measure_load(settings, server, w, mode, attacked=False):
+    """The load generator's figures for workload w (with its attackers if
+    `attacked`), and the server's CPU and memory over its measured window."""
     duration, warmup = run_times(settings, w)
-    argv = pinned(settings.load_cpu, loadgen_argv(settings, w, server.addr, mode, duration, warmup))
+    argv = pinned(settings.load_cpu,
+                  loadgen_argv(settings, w, server.addr, mode, duration, warmup, attacked))
     out_path = os.path.join(settings.tmp, "loadgen.out")
     err_path = os.path.join(settings.tmp, "loadgen.err")
     timeout = warmup + duration + 30 + w.conns / 100
@@ -84,10 +102,11 @@ def measure_load(settings, server, w, mode):
     try:
         time.sleep(max(0.0, t0 + warmup + margin - time.monotonic()))
         server.check_alive()
-        c0, s0 = cpu_ticks(pid), time.monotonic()
+        c0, s0, m0 = cpu_ticks(pid), time.monotonic(), status_bytes(pid, "VmRSS")
         time.sleep(max(0.0, t0 + warmup + duration - margin - time.monotonic()))
         server.check_alive()
-        c1, s1 = cpu_ticks(pid), time.monotonic()
+        c1, s1, m1 = cpu_ticks(pid), time.monotonic(), status_bytes(pid, "VmRSS")
+        hwm = status_bytes(pid, "VmHWM")
         try:
             load.wait(timeout=max(1.0, t0 + timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -96,9 +115,19 @@ def measure_load(settings, server, w, mode):
         kill_tree(load, grace=1.0)
     with open(out_path, errors="replace") as f:
         stdout = f.read()
-    if load.returncode != 0:
-        raise RunFailed(f"load generator exited {load.returncode}: {log_tail(err_path)}")
-    r = parse_loadgen_output(stdout, w.kind == "churn")
+    failed = RunFailed(f"load generator exited {load.returncode}: {log_tail(err_path)}")
+    if load.returncode != 0 and not attacked:
+        raise failed
+    try:
+        r = parse_loadgen_output(stdout, w.kind == "churn", attacked)
+    except RunFailed:
+        if load.returncode != 0:
+            raise failed
+        raise
+    # Under attack, nothing echoed to the good clients (the load generator's
+    # failure) is a result: the attack took the whole server.
+    if load.returncode != 0 and (r["messages"] > 0 or r["mismatches"] > 0):
+        raise failed
     used = c1 - c0
     window = s1 - s0
     rate = r["conns_per_sec"] if w.kind == "churn" else r["msgs_per_sec"]
@@ -112,7 +141,61 @@ def measure_load(settings, server, w, mode):
     r["cpu_us_per_msg"] = per_msg(used.user + used.sys)
     r["cpu_user_us_per_msg"] = per_msg(used.user)
     r["cpu_sys_us_per_msg"] = per_msg(used.sys)
+    r["rss_window_start"], r["rss_window_end"], r["hwm"] = m0, m1, hwm
     server.check_alive()
+    return r
+
+
+# --------------------------------------------------------------------------
+# Under attack: the same load alone and beside the attackers, each on a
+# fresh server; throughput kept, and memory.
+# --------------------------------------------------------------------------
+
+def load_on_fresh_server(settings, peer, w, mode, attacked):
+    """measure_load on a server of its own, with its RSS before the load
+    (after one echo, so lazily initialised state is in it) as rss_base."""
+    server = Server(settings, peer, mode)
+    try:
+        server.wait_ready()
+        with socket.create_connection((HOST, server.port), timeout=5) as s:
+            if not ping(s, mode):
+                raise RunFailed("warm-up echo failed")
+        time.sleep(0.2)
+        base = status_bytes(server.pid, "VmRSS")
+        r = measure_load(settings, server, w, mode, attacked)
+        r["rss_base"] = base
+        return r
+    finally:
+        server.stop()
+
+
+def measure_attack(settings, peer, w, mode):
+    """WA: w's load alone, then beside its attackers: one row of numbers."""
+    runs = []
+    for attacked, name in ((False, "alone"), (True, "attacked")):
+        try:
+            runs.append(load_on_fresh_server(settings, peer, w, mode, attacked))
+        except RunFailed as e:
+            raise RunFailed(f"{name}: {e}") from e
+    alone, attacked = runs
+    r = {k: attacked[k] for k in ATTACK_KEYS}
+    r.update({
+        "msgs_per_sec": attacked["msgs_per_sec"],
+        "alone_msgs_per_sec": alone["msgs_per_sec"],
+        "kept": attacked["msgs_per_sec"] / alone["msgs_per_sec"] if alone["msgs_per_sec"] else None,
+        "p99_us": attacked["p99_us"] if attacked["messages"] else None,
+        "alone_p99_us": alone["p99_us"],
+        "cpu_pct": attacked["cpu_pct"],
+        "rss_base": attacked["rss_base"],
+        "hwm": attacked["hwm"],
+        "growth": attacked["hwm"] - attacked["rss_base"],
+        "alone_growth": alone["hwm"] - alone["rss_base"],
+        "window_growth": attacked["rss_window_end"] - attacked["rss_window_start"],
+        "attack_late": attacked["attack_ready_ms"] / 1000 > run_times(settings, w)[1],
+    })
+    # The good clients' errors in both runs.
+    for k in ("mismatches", "connect_errors", "closes"):
+        r[k] = int(alone[k]) + int(attacked[k])
     return r
 
 
@@ -214,7 +297,10 @@ def measure_idle(settings, server, w, mode):
 
 
 def run_one(settings, peer, w, mode):
-    """Start a fresh server, measure workload w against it, stop it: the run's numbers."""
+    """Start a fresh server, measure workload w against it, stop it: the
+    run's numbers (WA: two fresh servers, one after the other)."""
+    if w.kind == "attack":
+        return measure_attack(settings, peer, w, mode)
     server = Server(settings, peer, mode)
     try:
         server.wait_ready()

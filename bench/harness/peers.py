@@ -58,13 +58,29 @@ def berth_b(path):
 class Workload:
     key: str
     title: str
-    kind: str  # "load", "idle" or "churn"
+    kind: str  # "load", "idle", "churn" or "attack"
     conns: int = 0
     size: int = 64
     depth: int = 1
     duration: int = 10
     warmup: int = 2
     berth: Peer = BERTH  # which berth configuration this row measures
+    # "attack": the load runs twice on fresh servers, alone and beside these
+    # attackers (opened by the load generator, see ATTACK_RECONNECT).
+    slowloris: int = 0
+    never_read: int = 0
+    quick_warmup: int = 0  # a --quick run warms up at least this long
+
+
+# WA's attackers reopen the connections a server closes, as a real attack
+# would (`berth bench --attack-reconnect`), so a server that sheds them
+# faces the same number again and again.
+ATTACK_RECONNECT = True
+# What berth must show under attack: its good clients keep at least this
+# share of their unattacked msgs/s, and its memory stops growing: RSS at the
+# end of the attacked window at most ATTACK_PLATEAU_MIB above its start.
+ATTACK_KEEP = 0.80
+ATTACK_PLATEAU_MIB = 1.0
 
 
 WORKLOADS = [
@@ -76,6 +92,10 @@ WORKLOADS = [
     Workload("W6", "churn: connect, one 64 B echo, close (50 at a time)", "churn", 50, 64, 1),
     Workload("W2x", "W2 with berth --io-threads 2, unpinned (peers as in W2)", "load", 100, 64, 16,
              berth=BERTH_2T),
+    # Opening 2,010 attacker connections takes the load generator up to a
+    # second or so on a busy machine: even --quick warms up for 2 s.
+    Workload("WA", "W2 under attack: 2,000 slowloris and 10 never-reading connections beside it",
+             "attack", 100, 64, 16, slowloris=2000, never_read=10, quick_warmup=2),
 ]
 
 DEFAULT_IDLE_CONNS = 10000
@@ -92,7 +112,7 @@ def with_idle_conns(w, conns):
 def run_times(settings, w):
     """(measured seconds, warm-up seconds) of one run of workload w."""
     if settings.quick:
-        return QUICK_DURATION, QUICK_WARMUP
+        return QUICK_DURATION, max(QUICK_WARMUP, w.quick_warmup)
     duration = settings.duration or w.duration
     return duration, settings.warmup if settings.warmup is not None else w.warmup
 

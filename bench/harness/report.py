@@ -10,12 +10,14 @@ import string
 from dataclasses import dataclass, field
 
 from .machine import BUSY_WARN, peer_versions
-from .peers import BENCH, BERTH, QUICK_DURATION, QUICK_WARMUP, WORKLOADS, run_times
+from .peers import (ATTACK_KEEP, ATTACK_PLATEAU_MIB, BENCH, BERTH, QUICK_DURATION, QUICK_WARMUP,
+                    WORKLOADS, run_times)
 
 TEMPLATE = os.path.join(BENCH, "report_template.md")
 PART = re.compile(r"<!-- part: ([\w-]+) -->")
 PARTS = ["report", "notice-pyload", "notice-interrupted", "notice-busy", "pinned", "unpinned",
-         "durations-quick", "durations-given", "durations-default", "results-echo", "results-packet",
+         "durations-quick", "durations-quick-longer", "durations-given", "durations-default", "results-echo", "results-packet",
+         "attack-yes", "attack-no", "attack-why-kept", "attack-why-growing", "attack-late",
          "conclusion-placeholder"]
 CONCLUSION_START = "<!-- conclusion:start (written by a human; kept when the file is regenerated) -->"
 CONCLUSION_END = "<!-- conclusion:end -->"
@@ -118,7 +120,11 @@ class Cell:
 def durations_text(settings, template):
     """How long each run measured, for the setup section."""
     if settings.quick:
-        return template.fill("durations-quick", duration=QUICK_DURATION, warmup=QUICK_WARMUP)
+        text = template.fill("durations-quick", duration=QUICK_DURATION, warmup=QUICK_WARMUP)
+        for w in settings.workloads:
+            if w.quick_warmup > QUICK_WARMUP:
+                text += template.fill("durations-quick-longer", key=w.key, warmup=w.quick_warmup)
+        return text
     d, u = run_times(settings, WORKLOADS[0])
     given = settings.duration or settings.warmup is not None
     return template.fill("durations-given" if given else "durations-default", duration=f"{d:g}", warmup=f"{u:g}")
@@ -155,9 +161,53 @@ def ratio_of(key):
 MIB = 1024 * 1024
 
 
-def columns(kind):
+def attack_verdict(c, template):
+    """Whether a server's WA cell meets berth's requirement: its good clients
+    keep ATTACK_KEEP of their throughput and its memory stops growing."""
+    if any(r.get("attack_late") for r in c.runs):
+        ready = max(r["attack_ready_ms"] for r in c.runs) / 1000
+        return template.fill("attack-late", ready=f"{ready:.1f}")
+    kept, growing = c.med("kept"), c.med("window_growth")
+    why = []
+    if kept is None or kept < ATTACK_KEEP:
+        why.append(template.fill("attack-why-kept", kept=fnum(kept and 100 * kept)))
+    if growing is None or growing > ATTACK_PLATEAU_MIB * MIB:
+        why.append(template.fill("attack-why-growing", growth=fnum(growing and growing / MIB, 1)))
+    if why:
+        return template.fill("attack-no", why="; ".join(why))
+    return template.fill("attack-yes")
+
+
+def attack_columns(template):
+    """WA's columns: the load alone and attacked, memory, what the attack did."""
+    def kept(c):
+        v = c.med("kept")
+        return "–" if v is None else f"{100 * v:.0f} %"
+
+    def slowloris(c):
+        return f"{fnum(c.med('slowloris_open'))} / {fnum(c.med('slowloris_closed'))}"
+
+    return [("msgs/s alone", median_of("alone_msgs_per_sec")),
+            ("msgs/s attacked", median_of("msgs_per_sec")),
+            ("kept", kept),
+            ("p99 µs alone", median_of("alone_p99_us")),
+            ("p99 µs attacked", median_of("p99_us")),
+            ("RSS before (MiB)", median_of("rss_base", 1, MIB)),
+            ("growth alone (MiB)", median_of("alone_growth", 1, MIB)),
+            ("growth attacked (MiB)", median_of("growth", 1, MIB)),
+            ("growth in window (MiB)", median_of("window_growth", 1, MIB)),
+            ("slowloris open / closed", slowloris),
+            ("never-read MB in", median_of("never_read_bytes", 0, 1e6)),
+            ("attack ready s", median_of("attack_ready_ms", 1, 1000)),
+            ("errors m/c/x", Cell.errors),
+            (f"≥ {ATTACK_KEEP:.0%} kept, bounded", lambda c: attack_verdict(c, template))]
+
+
+def columns(kind, template):
     """(heading, value of a cell) per column, then (heading, ratio of berth to
     a cell) per "berth ÷ peer" column, for workloads of this kind."""
+    if kind == "attack":
+        return attack_columns(template), []
     if kind == "idle":
         values = [("idle conns", median_of("idle_conns")),
                   ("RSS before (MiB)", median_of("rss_before", 1, MIB)),
@@ -185,9 +235,9 @@ def columns(kind):
     return values, ratios
 
 
-def table(settings, results, mode, w):
+def table(settings, results, mode, w, template):
     """The markdown table of workload w in this mode: berth first, then each peer."""
-    values, ratios = columns(w.kind)
+    values, ratios = columns(w.kind, template)
     headings = ["server"] + [h for h, _ in values + ratios]
     out = ["| " + " | ".join(headings) + " |",
            "|---|" + "---:|" * (len(headings) - 1)]
@@ -227,7 +277,7 @@ def results_lines(settings, results, template):
         out += [template.fill(f"results-{mode}"), ""]
         for w in settings.workloads:
             out += [f"### {w.key}: {w.title}", ""]
-            out += table(settings, results, mode, w)
+            out += table(settings, results, mode, w, template)
             out.append("")
     return out
 

@@ -38,14 +38,24 @@ def plan(settings):
 
 
 def estimate_seconds(settings, runs):
-    return sum(sum(run_times(settings, w)) + 1 if w.kind != "idle" else 4 + w.conns / 2000
-               for _, _, w, _ in runs)
+    def one(w):
+        if w.kind == "idle":
+            return 4 + w.conns / 2000
+        load = sum(run_times(settings, w)) + 1
+        return 2 * (load + 0.5) if w.kind == "attack" else load
+    return sum(one(w) for _, _, w, _ in runs)
 
 
 def summary(w, r):
     """One line of progress for a finished run."""
     if w.kind == "idle":
         return f"{r['rss_per_conn']:,.0f} B/conn over {r['idle_conns']} conns"
+    if w.kind == "attack":
+        return (f"{r['alone_msgs_per_sec']:,.0f} -> {r['msgs_per_sec']:,.0f} msgs/s "
+                f"(kept {fnum(r['kept'] and 100 * r['kept'])}%), memory +{r['growth'] / 2**20:.1f} MiB "
+                f"(+{r['window_growth'] / 2**20:.1f} in the window), slowloris open "
+                f"{r['slowloris_open']}, never-read {r['never_read_bytes'] / 1e6:.0f} MB, "
+                f"attack ready {r['attack_ready_ms']:.0f} ms")
     cpu = (f"{fnum(r['cpu_us_per_msg'], 2)} (user {fnum(r['cpu_user_us_per_msg'], 2)} + "
            f"sys {fnum(r['cpu_sys_us_per_msg'], 2)})")
     if w.kind == "churn":

@@ -1,5 +1,7 @@
 //! `berth bench` against berth's own servers: every mode checks every echoed
-//! byte, reports JSON, and fails clearly when nothing answers.
+//! byte, reports JSON, and fails clearly when nothing answers; its
+//! attackers (`--slowloris`, `--never-read`) run beside the load and stop
+//! with it.
 
 mod support;
 
@@ -9,10 +11,18 @@ both_engines!(
     bench_ping_pong_and_pipelined_against_echo,
     bench_packet_mode_against_packet_echo,
     bench_churn_and_open_loop,
+    bench_attackers_run_beside_the_load_and_stop_with_it,
+    bench_slowloris_shed_by_the_frame_timeout_come_back_with_reconnect,
 );
 
-/// Run `berth bench` against `srv` and return its JSON line.
+/// Run `berth bench` against `srv` for 0.5 s and return its JSON line.
 fn bench(srv: &Running, engine: &str, extra: &[&str]) -> String {
+    bench_for(srv, engine, "0.5", extra)
+}
+
+/// Run `berth bench` against `srv` for `duration` seconds and return its
+/// JSON line.
+fn bench_for(srv: &Running, engine: &str, duration: &str, extra: &[&str]) -> String {
     let addr = srv.addr.to_string();
     let mut args = vec![
         "bench",
@@ -21,7 +31,7 @@ fn bench(srv: &Running, engine: &str, extra: &[&str]) -> String {
         "--engine",
         engine,
         "--duration",
-        "0.5",
+        duration,
         "--warmup",
         "0.2",
         "--json",
@@ -156,4 +166,88 @@ fn bench_source_is_used_and_checked() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("not of the same address family"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+fn bench_attackers_run_beside_the_load_and_stop_with_it(engine: &str) {
+    let srv = server("echo", engine);
+    let t0 = std::time::Instant::now();
+    let json = bench(
+        &srv,
+        engine,
+        &[
+            "--conns",
+            "4",
+            "--depth",
+            "4",
+            "--slowloris",
+            "50",
+            "--slowloris-interval",
+            "0.1",
+            "--never-read",
+            "2",
+        ],
+    );
+    // The run (0.7 s) and its attackers end together, well within bounds.
+    assert!(t0.elapsed().as_secs() < 10, "{:?}: {json}", t0.elapsed());
+    assert!(field(&json, "messages") > 0.0, "{json}");
+    assert_eq!(field(&json, "mismatches"), 0.0, "{json}");
+    assert_eq!(field(&json, "connect_errors"), 0.0, "{json}");
+    assert_eq!(field(&json, "slowloris_open"), 50.0, "{json}");
+    assert_eq!(field(&json, "slowloris_closed"), 0.0, "{json}");
+    assert_eq!(field(&json, "slowloris_connect_errors"), 0.0, "{json}");
+    // A byte every 0.1 s each, for most of 0.7 s.
+    assert!(field(&json, "slowloris_bytes") >= 100.0, "{json}");
+    assert_eq!(field(&json, "never_read_open"), 2.0, "{json}");
+    assert_eq!(field(&json, "never_read_closed"), 0.0, "{json}");
+    // The never-reading clients filled at least their socket buffers.
+    assert!(field(&json, "never_read_bytes") > 100_000.0, "{json}");
+    assert!(field(&json, "attack_ready_ms") > 0.0, "{json}");
+    // The server is still there for everyone else.
+    let json = bench(&srv, engine, &["--conns", "2"]);
+    assert!(field(&json, "messages") > 0.0, "{json}");
+}
+
+fn bench_slowloris_shed_by_the_frame_timeout_come_back_with_reconnect(engine: &str) {
+    // packet-echo closes a packet still incomplete a second after its
+    // first byte; a slowloris packet takes 255 bytes at 10 a second.
+    let srv = Running::spawn(berth(&[
+        "packet-echo",
+        "--listen",
+        "127.0.0.1:0",
+        "--engine",
+        engine,
+        "--frame-timeout",
+        "1",
+    ]));
+    let attack = |reconnect: &[&'static str]| {
+        let mut extra = vec![
+            "--mode",
+            "packet",
+            "--conns",
+            "2",
+            "--slowloris",
+            "20",
+            "--slowloris-interval",
+            "0.1",
+        ];
+        extra.extend_from_slice(reconnect);
+        bench_for(&srv, engine, "2.5", &extra)
+    };
+    let json = attack(&["--attack-reconnect"]);
+    assert_eq!(field(&json, "mismatches"), 0.0, "{json}");
+    // The good clients' packets complete at once: none of them is closed.
+    assert_eq!(field(&json, "closes"), 0.0, "{json}");
+    let closed = field(&json, "slowloris_closed");
+    assert!(closed >= 20.0, "{json}");
+    assert!(
+        field(&json, "slowloris_reconnects") >= closed - 20.0,
+        "{json}"
+    );
+    assert!(field(&json, "slowloris_reconnects") > 0.0, "{json}");
+    // Without --attack-reconnect they stay closed.
+    let json = attack(&[]);
+    let closed = field(&json, "slowloris_closed");
+    assert_eq!(closed, 20.0, "{json}");
+    assert_eq!(field(&json, "slowloris_reconnects"), 0.0, "{json}");
+    assert_eq!(field(&json, "slowloris_open"), 0.0, "{json}");
 }

@@ -1,9 +1,12 @@
 //! The command line of `berth bench`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use berth::EngineChoice;
 use clap::{Args, ValueEnum};
+
+use super::attack::AttackPlan;
 
 /// How messages are framed on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,6 +65,27 @@ pub struct BenchArgs {
     /// ordinary sockets hold ports there), otherwise none (the kernel picks).
     #[arg(long, value_delimiter = ',')]
     pub(super) source: Vec<IpAddr>,
+    /// Attack beside the load: this many slowloris connections, each
+    /// sending one byte every `--slowloris-interval` seconds and never
+    /// finishing anything (in packet mode: a 255-byte packet, one byte at
+    /// a time). Opened from a thread of their own as the run starts.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=50_000))]
+    pub(super) slowloris: u32,
+    /// Seconds between two bytes of a slowloris connection.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    pub(super) slowloris_interval: f64,
+    /// Attack beside the load: this many connections that send as fast as
+    /// the server takes bytes (whole packets in packet mode) and never
+    /// read, so its replies pile up. One thread each.
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub(super) never_read: u32,
+    /// Reopen attacker connections the server closes (slowloris: at its
+    /// next byte; never-read: after 100 ms). Without it, a closed attacker
+    /// stays closed.
+    #[arg(long)]
+    pub(super) attack_reconnect: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub(super) json: bool,
@@ -76,6 +100,21 @@ impl BenchArgs {
         if self.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
             return Err("--rate must be a positive number of messages per second".into());
         }
+        if !(0.001..=3600.0).contains(&self.slowloris_interval) {
+            return Err("--slowloris-interval must be 0.001 to 3600 seconds".into());
+        }
         Ok(())
+    }
+
+    /// The attack these flags ask for (possibly none).
+    pub(super) fn attack_plan(&self) -> AttackPlan {
+        AttackPlan {
+            addr: self.addr,
+            mode: self.mode,
+            slowloris: self.slowloris,
+            slowloris_interval: Duration::from_secs_f64(self.slowloris_interval),
+            never_read: self.never_read,
+            reconnect: self.attack_reconnect,
+        }
     }
 }

@@ -9,9 +9,11 @@
 //! the check of its echo), `send` (messages written into pooled buffers),
 //! `handler` (each connection's side of the echo), `pace` (the open-loop
 //! sender), `dial` (where connections go and come from), `stats` (the
-//! measured window, histograms, counters) and `report` (the results).
+//! measured window, histograms, counters), `report` (the results) and
+//! `attack` (slowloris and never-reading connections beside the load).
 
 mod args;
+mod attack;
 mod dial;
 mod handler;
 mod pace;
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use berth::Client;
 
 pub use args::BenchArgs;
+use attack::Attack;
 use dial::Dialer;
 use handler::Bench;
 use pace::{Paced, pace};
@@ -89,6 +92,9 @@ impl Shared {
 pub fn run(args: BenchArgs) -> Result<(), String> {
     args.check()?;
     let shared = Arc::new(Shared::new(&args)?);
+    // The attackers first, so that they are in place when the window opens;
+    // they stop with the run, or shortly after its end whatever happens.
+    let attack = Attack::start(args.attack_plan(), shared.window.to + ATTACK_GRACE)?;
     let client = start(&args, &shared)?;
     let pacer = args.rate.map(|rate| {
         let shared = Arc::clone(&shared);
@@ -100,9 +106,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         let _ = p.join();
     }
     shared.paced.clear();
+    let attack = attack.stop();
     client.shutdown(Duration::from_millis(200));
 
-    let report = collect(&shared, &args);
+    let mut report = collect(&shared, &args);
+    report.attack = attack;
     if args.json {
         println!("{}", report.json());
     } else {
@@ -113,6 +121,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+/// How long attackers may outlive the measured window if the run does not
+/// stop them (it always does, unless it is stuck).
+const ATTACK_GRACE: Duration = Duration::from_secs(2);
 
 /// Start the client and open `--conns` connections on it.
 fn start(args: &BenchArgs, shared: &Arc<Shared>) -> Result<Client<Bench>, String> {
@@ -187,5 +199,6 @@ fn collect(shared: &Shared, args: &BenchArgs) -> Report {
         conns_per_sec: args
             .churn
             .then(|| c.completed_conns.load(Relaxed) as f64 / secs),
+        attack: None,
     }
 }

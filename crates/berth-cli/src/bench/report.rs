@@ -2,6 +2,8 @@
 
 use hdrhistogram::Histogram;
 
+use super::attack::AttackReport;
+
 /// Results of a run.
 pub(super) struct Report {
     pub(super) messages: u64,
@@ -12,6 +14,8 @@ pub(super) struct Report {
     pub(super) connect_errors: u64,
     pub(super) closes: u64,
     pub(super) conns_per_sec: Option<f64>,
+    /// What the attackers did, if the run had any.
+    pub(super) attack: Option<AttackReport>,
 }
 
 impl Report {
@@ -41,6 +45,46 @@ impl Report {
         ];
         if let Some(c) = self.conns_per_sec {
             fields.push(("conns_per_sec", "connections/s", format!("{c:.1}")));
+        }
+        if let Some(a) = &self.attack {
+            let count = |key, label, n: u64| (key, label, n.to_string());
+            fields.extend([
+                count("slowloris_open", "slowloris open", a.slowloris_open),
+                count("slowloris_closed", "slowloris closed", a.slowloris_closed),
+                count(
+                    "slowloris_reconnects",
+                    "slowloris reopened",
+                    a.slowloris_reconnects,
+                ),
+                count(
+                    "slowloris_connect_errors",
+                    "slowloris conn. errors",
+                    a.slowloris_connect_errors,
+                ),
+                count("slowloris_bytes", "slowloris bytes", a.slowloris_bytes),
+                count("never_read_open", "never-read open", a.never_read_open),
+                count(
+                    "never_read_closed",
+                    "never-read closed",
+                    a.never_read_closed,
+                ),
+                count(
+                    "never_read_reconnects",
+                    "never-read reopened",
+                    a.never_read_reconnects,
+                ),
+                count(
+                    "never_read_connect_errors",
+                    "never-read conn. errs",
+                    a.never_read_connect_errors,
+                ),
+                count("never_read_bytes", "never-read bytes", a.never_read_bytes),
+                (
+                    "attack_ready_ms",
+                    "attack ready (ms)",
+                    format!("{:.1}", a.ready_ms),
+                ),
+            ]);
         }
         fields
     }
