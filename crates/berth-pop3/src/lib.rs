@@ -46,6 +46,9 @@ mod users;
 
 pub use config::{Config, DEFAULT_MAX_AUTH_FAILURES, Shared};
 pub use lock::{LockRegistry, MailboxLock};
-pub use maildir::{Mailbox, Maildir, Message};
-pub use session::{After, Reply, Session, SessionState};
+pub use maildir::{Mailbox, Maildir, Message, SIZE_CACHE_FILE};
+pub use session::{
+    After, Body, BodyError, Fill, MIN_FILL_ROOM, Reply, Response, Session, SessionState,
+    WHOLE_MESSAGE_LIMIT,
+};
 pub use users::{MalformedReason, Users, UsersError};
