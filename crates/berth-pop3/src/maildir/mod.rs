@@ -30,8 +30,7 @@
 mod cache;
 mod name;
 
-use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
@@ -71,9 +70,16 @@ enum Origin {
 
 /// A message file found by listing `new/` or `cur/`.
 struct Listed {
-    name: OsString,
     path: PathBuf,
+    /// Where the file name starts in the path's bytes.
+    name_start: usize,
     ino: u64,
+}
+
+impl Listed {
+    fn name(&self) -> &[u8] {
+        &self.path.as_os_str().as_encoded_bytes()[self.name_start..]
+    }
 }
 
 impl Maildir {
@@ -118,85 +124,142 @@ impl Maildir {
         });
         let mut corrupt = false;
         let cached = match cache_bytes.as_deref().map(cache::parse) {
-            None => cache::Entries::new(),
+            None => Vec::new(),
             Some(Ok(entries)) => entries,
             Some(Err(e)) => {
                 tracing::warn!(dir = %dir.display(), error = %e, "size cache is damaged; rebuilding it");
                 corrupt = true;
-                cache::Entries::new()
+                Vec::new()
             }
         };
 
-        let mut found = Vec::new();
-        let mut read = 0_usize;
+        let mut found = Vec::with_capacity(cached.len() + cached.len() / 8 + 16);
         for sub in MESSAGE_DIRS {
             for file in list_messages(&dir.join(sub))? {
-                let info = name::parse(file.name.as_encoded_bytes());
-                let (wire, raw, origin) = if let Some(s) = cached.get(&(info.unique, file.ino)) {
-                    (s.wire, Some(s.raw), Origin::Cache)
-                } else if let Some(wire) = info.trusted_wire_size() {
-                    (wire, info.raw_size, Origin::Name)
-                } else {
-                    match fs::File::open(&file.path).and_then(measure) {
-                        Ok(sizes) => {
-                            read += 1;
-                            (sizes.wire, Some(sizes.raw), Origin::Read)
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                        Err(e) => {
-                            tracing::warn!(path = %file.path.display(), error = %e, "skipping unreadable message");
-                            continue;
-                        }
-                    }
-                };
+                let unique = name::unique_part(file.name());
+                let start = file.name_start;
                 found.push(Message {
                     number: 0,
-                    size: wire,
-                    raw,
-                    uidl: String::new(),
-                    unique: info.unique.to_vec(),
+                    size: 0,
+                    raw: None,
+                    hashed_uidl: None,
+                    key: name::sort_key(unique),
+                    unique: start..start + unique.len(),
                     path: file.path,
                     ino: file.ino,
-                    origin,
+                    origin: Origin::Read,
                 });
             }
         }
         found.sort_unstable_by(|a, b| {
-            (name::sort_key(&a.unique), &a.unique, &a.path).cmp(&(
-                name::sort_key(&b.unique),
-                &b.unique,
-                &b.path,
-            ))
+            a.key
+                .cmp(&b.key)
+                .then_with(|| a.unique().cmp(b.unique()))
+                .then_with(|| a.path.cmp(&b.path))
         });
 
-        let mut seen = HashSet::with_capacity(found.len());
-        for (index, message) in found.iter_mut().enumerate() {
-            message.number = index + 1;
-            let mut uidl = uidl_for(&message.unique);
-            if !seen.insert(uidl.clone()) {
-                // The same unique name in both new/ and cur/ (which a
-                // healthy Maildir never has): fall back on the full path,
-                // which is unique, so that UIDLs stay distinct.
-                uidl = hex_md5(message.path.as_os_str().as_encoded_bytes());
-                seen.insert(uidl.clone());
+        // Sizes: from the cache, walked alongside the sorted listing (its
+        // entries are in the same order); else from the name; else read.
+        let (mut next, mut hits, mut read) = (0, 0, 0);
+        found.retain_mut(|message| {
+            let unique = message.unique();
+            while cached
+                .get(next)
+                .is_some_and(|e| (name::sort_key(e.unique), e.unique) < (message.key, unique))
+            {
+                next += 1;
             }
-            message.uidl = uidl;
-        }
+            let hit = cached[next..]
+                .iter()
+                .take_while(|e| e.unique == unique)
+                .find(|e| e.ino == message.ino)
+                .map(|e| e.sizes);
+            let info = name::parse(message.name());
+            let (named_raw, named_wire) = (info.raw_size, info.trusted_wire_size());
+            let (sizes, origin) = if let Some(sizes) = hit {
+                hits += 1;
+                (Some(sizes), Origin::Cache)
+            } else if let Some(wire) = named_wire {
+                message.size = wire;
+                (named_raw.map(|raw| Sizes { raw, wire }), Origin::Name)
+            } else {
+                match fs::File::open(&message.path).and_then(measure) {
+                    Ok(sizes) => {
+                        read += 1;
+                        (Some(sizes), Origin::Read)
+                    }
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::NotFound {
+                            tracing::warn!(path = %message.path.display(), error = %e,
+                                "skipping unreadable message");
+                        }
+                        return false;
+                    }
+                }
+            };
+            if let Some(sizes) = sizes {
+                message.size = sizes.wire;
+                message.raw = Some(sizes.raw);
+            }
+            message.origin = origin;
+            true
+        });
+        assign_uidls(&mut found);
+        // The same file twice (a hard link in new/ and cur/) is one cache
+        // entry: sorted, such pairs are neighbours.
+        let repeated = found
+            .windows(2)
+            .filter(|w| {
+                w.iter().all(|m| m.origin == Origin::Cache)
+                    && w[0].ino == w[1].ino
+                    && w[0].unique() == w[1].unique()
+            })
+            .count();
         let mailbox = Mailbox {
             dir,
             messages: found,
         };
 
-        // The entries the cache should hold now: every message whose size
-        // did not come from its name. If that is exactly what it held, it
-        // is up to date.
-        let wanted = mailbox.cache_entries();
-        if read > 0 || corrupt || wanted.len() != cached.len() {
-            tracing::debug!(dir = %mailbox.dir.display(), entries = wanted.len(), read,
-                was = cached.len(), corrupt, "writing the size cache");
-            mailbox.store_cache(wanted);
+        // The cache should hold an entry for every message whose size did
+        // not come from its name. If every entry was used and nothing had
+        // to be read, it does.
+        if read > 0 || corrupt || hits - repeated != cached.len() {
+            tracing::debug!(dir = %mailbox.dir.display(), read, hits, was = cached.len(), corrupt,
+                "writing the size cache");
+            mailbox.store_cache();
         }
         Ok(mailbox)
+    }
+}
+
+/// Numbers the messages and gives each its UIDL: the unique name if RFC
+/// 1939 allows it, otherwise a hash of it; a unique name that repeats
+/// (the same message in `new/` and `cur/`, which a healthy Maildir never
+/// has) gets a hash of its path, which is unique, so that UIDLs stay
+/// distinct.
+fn assign_uidls(messages: &mut [Message]) {
+    let mut hashed = false;
+    for index in 0..messages.len() {
+        let repeat = index > 0 && messages[index - 1].unique() == messages[index].unique();
+        let message = &mut messages[index];
+        message.number = index + 1;
+        if repeat {
+            message.hashed_uidl = Some(hex_md5(message.path.as_os_str().as_encoded_bytes()).into());
+        } else if !uidl_allowed(message.unique()) {
+            message.hashed_uidl = Some(hex_md5(message.unique()).into());
+        }
+        hashed |= message.hashed_uidl.is_some();
+    }
+    if hashed {
+        // A hash could equal another message's name: check them all.
+        let mut seen = HashSet::with_capacity(messages.len());
+        let clashes: Vec<usize> = (0..messages.len())
+            .filter(|&i| !seen.insert(messages[i].uidl()))
+            .collect();
+        for i in clashes {
+            let path = messages[i].path.as_os_str().as_encoded_bytes();
+            messages[i].hashed_uidl = Some(hex_md5(path).into());
+        }
     }
 }
 
@@ -215,8 +278,12 @@ pub struct Message {
     /// The file's length, when known (from the cache, a `,S=` field, or
     /// reading the file).
     raw: Option<u64>,
-    uidl: String,
-    unique: Vec<u8>,
+    /// The UIDL when it is not the unique name itself.
+    hashed_uidl: Option<Box<str>>,
+    /// The delivery time the name starts with, for sorting.
+    key: u64,
+    /// Where the unique part of the file name lies in the path's bytes.
+    unique: std::ops::Range<usize>,
     path: PathBuf,
     ino: u64,
     origin: Origin,
@@ -240,7 +307,29 @@ impl Message {
     /// the range 0x21 to 0x7E, stable across sessions.
     #[must_use]
     pub fn uidl(&self) -> &str {
-        &self.uidl
+        match &self.hashed_uidl {
+            Some(hashed) => hashed,
+            // Checked by `uidl_allowed`: printable ASCII.
+            None => std::str::from_utf8(self.unique()).unwrap_or_default(),
+        }
+    }
+
+    /// The UIDL's octets (no UTF-8 check: they are ASCII).
+    pub(crate) fn uidl_bytes(&self) -> &[u8] {
+        match &self.hashed_uidl {
+            Some(hashed) => hashed.as_bytes(),
+            None => self.unique(),
+        }
+    }
+
+    /// The unique part of the file name.
+    fn unique(&self) -> &[u8] {
+        &self.path.as_os_str().as_encoded_bytes()[self.unique.clone()]
+    }
+
+    /// The file name.
+    fn name(&self) -> &[u8] {
+        &self.path.as_os_str().as_encoded_bytes()[self.unique.start..]
     }
 
     /// The path of the message file when the snapshot was taken.
@@ -356,7 +445,7 @@ impl Mailbox {
         message.raw = Some(sizes.raw);
         message.ino = ino;
         message.origin = Origin::Read;
-        let unique = message.unique.clone();
+        let unique = message.unique().to_vec();
 
         // Merge into the cache as it is on disk now.
         let bytes = cache::read(&self.dir).ok().flatten();
@@ -364,31 +453,37 @@ impl Mailbox {
             .as_deref()
             .and_then(|b| cache::parse(b).ok())
             .unwrap_or_default();
-        entries.remove(&(unique.as_slice(), old_ino));
-        entries.insert((unique.as_slice(), ino), sizes);
-        let mut sorted: Vec<_> = entries.into_iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let file = cache::serialize(sorted.into_iter().map(|((u, i), s)| (u, i, s)));
-        self.write_cache(&file);
+        entries.retain(|e| !(e.unique == unique.as_slice() && (e.ino == old_ino || e.ino == ino)));
+        entries.push(cache::Entry {
+            unique: &unique,
+            ino,
+            sizes,
+        });
+        entries.sort_unstable_by(|a, b| a.order().cmp(&b.order()));
+        self.write_cache(&cache::serialize(entries));
     }
 
-    /// The cache entries this snapshot implies, by unique name and inode.
-    fn cache_entries(&self) -> HashMap<(&[u8], u64), Sizes> {
-        self.messages
+    /// Writes the cache entries this snapshot implies: one per file
+    /// (unique name and inode) whose size did not come from its name.
+    fn store_cache(&self) {
+        let mut entries: Vec<_> = self
+            .messages
             .iter()
             .filter(|m| m.origin != Origin::Name)
             .filter_map(|m| {
-                let raw = m.raw?;
-                Some(((m.unique.as_slice(), m.ino), Sizes { raw, wire: m.size }))
+                Some(cache::Entry {
+                    unique: m.unique(),
+                    ino: m.ino,
+                    sizes: Sizes {
+                        raw: m.raw?,
+                        wire: m.size,
+                    },
+                })
             })
-            .collect()
-    }
-
-    fn store_cache(&self, entries: HashMap<(&[u8], u64), Sizes>) {
-        let mut sorted: Vec<_> = entries.into_iter().collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let file = cache::serialize(sorted.into_iter().map(|((u, i), s)| (u, i, s)));
-        self.write_cache(&file);
+            .collect();
+        entries.sort_unstable_by(|a, b| a.order().cmp(&b.order()));
+        entries.dedup_by(|a, b| a.order() == b.order());
+        self.write_cache(&cache::serialize(entries));
     }
 
     fn write_cache(&self, file: &[u8]) {
@@ -415,7 +510,7 @@ impl Mailbox {
     fn relocate(&self, message: &Message) -> io::Result<PathBuf> {
         for sub in MESSAGE_DIRS {
             for file in list_messages(&self.dir.join(sub))? {
-                if name::unique_part(file.name.as_encoded_bytes()) == message.unique.as_slice() {
+                if name::unique_part(file.name()) == message.unique() {
                     return Ok(file.path);
                 }
             }
@@ -438,16 +533,18 @@ fn list_messages(dir: &Path) -> io::Result<Vec<Listed>> {
         Err(e) => return Err(e),
     };
     let mut files = Vec::new();
+    // `DirEntry::path` is `dir` joined with the name.
+    let dir_bytes = dir.as_os_str().as_encoded_bytes();
+    let name_start = dir_bytes.len() + usize::from(!dir_bytes.ends_with(b"/"));
     for entry in entries {
         let entry = entry?;
-        let name = entry.file_name();
-        if name.as_encoded_bytes().starts_with(b".") {
+        let path = entry.path();
+        if path.as_os_str().as_encoded_bytes().get(name_start) == Some(&b'.') {
             continue;
         }
         let Ok(kind) = entry.file_type() else {
             continue; // gone since the listing
         };
-        let path = entry.path();
         let ino = if kind.is_file() {
             entry.ino()
         } else if kind.is_symlink() {
@@ -458,17 +555,26 @@ fn list_messages(dir: &Path) -> io::Result<Vec<Listed>> {
         } else {
             continue;
         };
-        files.push(Listed { name, path, ino });
+        files.push(Listed {
+            path,
+            name_start,
+            ino,
+        });
     }
     Ok(files)
 }
 
-/// The UIDL for a unique name: the name itself if RFC 1939 allows it,
-/// otherwise a hash of it (which is 32 characters, so always allowed).
+/// Whether a unique name can be its own UIDL: 1 to 70 printable ASCII
+/// characters (RFC 1939). Otherwise its UIDL is a hash of it, which is 32
+/// characters, so always allowed.
+fn uidl_allowed(unique: &[u8]) -> bool {
+    (1..=MAX_UIDL_LEN).contains(&unique.len()) && unique.iter().all(|b| (0x21..=0x7E).contains(b))
+}
+
+/// The UIDL for a unique name on its own (see [`uidl_allowed`]).
+#[cfg(test)]
 fn uidl_for(unique: &[u8]) -> String {
-    let printable = unique.iter().all(|b| (0x21..=0x7E).contains(b));
-    if printable && (1..=MAX_UIDL_LEN).contains(&unique.len()) {
-        // Printable ASCII is valid UTF-8.
+    if uidl_allowed(unique) {
         String::from_utf8_lossy(unique).into_owned()
     } else {
         hex_md5(unique)

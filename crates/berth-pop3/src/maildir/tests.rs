@@ -28,7 +28,10 @@ fn cache_of(dir: &Path) -> Option<Vec<(String, u64, u64, u64)>> {
     let mut entries: Vec<_> = cache::parse(&bytes)
         .expect("the cache parses")
         .into_iter()
-        .map(|((u, ino), s)| (String::from_utf8_lossy(u).into_owned(), ino, s.raw, s.wire))
+        .map(|e| {
+            let unique = String::from_utf8_lossy(e.unique).into_owned();
+            (unique, e.ino, e.sizes.raw, e.sizes.wire)
+        })
         .collect();
     entries.sort();
     Some(entries)
@@ -45,17 +48,19 @@ fn ino(path: &Path) -> u64 {
 
 /// Plants a cache with the given entries (unique, path, file octets, POP3 octets).
 fn plant(dir: &Path, entries: &[(&str, &Path, u64, u64)]) {
-    let file = cache::serialize(entries.iter().map(|(u, p, raw, wire)| {
-        (
-            u.as_bytes(),
-            ino(p),
-            Sizes {
+    let mut entries: Vec<_> = entries
+        .iter()
+        .map(|(u, p, raw, wire)| cache::Entry {
+            unique: u.as_bytes(),
+            ino: ino(p),
+            sizes: Sizes {
                 raw: *raw,
                 wire: *wire,
             },
-        )
-    }));
-    cache::write(dir, &file).unwrap();
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| a.order().cmp(&b.order()));
+    cache::write(dir, &cache::serialize(entries)).unwrap();
 }
 
 #[test]

@@ -292,11 +292,13 @@ impl Listing {
                 if deleted {
                     continue;
                 }
-                let _ = if self.uidls {
-                    write!(out, "{} {}\r\n", message.number(), message.uidl())
+                let _ = write!(out, "{} ", message.number());
+                if self.uidls {
+                    out.extend_from_slice(message.uidl_bytes());
                 } else {
-                    write!(out, "{} {}\r\n", message.number(), message.size())
-                };
+                    let _ = write!(out, "{}", message.size());
+                }
+                out.extend_from_slice(b"\r\n");
             }
         }
         out.extend_from_slice(b".\r\n");
