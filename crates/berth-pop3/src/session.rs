@@ -23,8 +23,8 @@ use crate::message::{WireEncoder, measure, sizes_of};
 
 mod body;
 
-use body::MessageBody;
 pub use body::{Body, BodyError, Fill, MIN_FILL_ROOM, Response};
+use body::{MessageBody, read_some};
 
 /// Messages up to this many octets are read whole before their `RETR`
 /// response starts, so its octet count is exact; larger ones are read as
@@ -423,39 +423,46 @@ impl Transaction {
     /// same length), or else counted in a first pass. Either way a size
     /// found wrong is corrected in the snapshot and the size cache.
     fn retr(&mut self, number: usize) -> Result<Response, Reply> {
-        let (mut file, meta) = self.open(number)?;
-        let message = &self.mailbox.messages()[number - 1];
+        let message = self.message(number)?;
         let known = message.size();
-        let ino = meta.ino();
+        let mut file = self
+            .mailbox
+            .open(message)
+            .map_err(|e| self.read_failed(number, &e))?;
+        if known <= WHOLE_MESSAGE_LIMIT {
+            // The POP3 size is at least the file's length (CRLF only adds
+            // octets), and a read of a regular file comes back short only
+            // at its end: one read has it all, without a stat.
+            let mut data = vec![0; usize::try_from(known).unwrap_or(0) + 1];
+            let n = read_some(&mut file, &mut data).map_err(|e| self.read_failed(number, &e))?;
+            if n < data.len() {
+                data.truncate(n);
+                return Ok(self.whole(number, &file, data));
+            }
+            // Longer than the snapshot says: as if it had said nothing.
+            file.rewind().map_err(|e| self.read_failed(number, &e))?;
+        }
+        let meta = file.metadata().map_err(|e| self.read_failed(number, &e))?;
         if meta.len() <= WHOLE_MESSAGE_LIMIT {
             let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
             file.read_to_end(&mut data)
                 .map_err(|e| self.read_failed(number, &e))?;
-            let sizes = sizes_of(&data);
-            if sizes.wire != known {
-                self.mailbox.correct(number, sizes, ino);
-            }
-            let body = MessageBody::memory(number, data, WireEncoder::message());
-            return Ok(Response {
-                head: format!("+OK {} octets\r\n", sizes.wire).into_bytes(),
-                body: Some(Body::message(body)),
-                after: After::Continue,
-            });
+            return Ok(self.whole(number, &file, data));
         }
-        let size = if message.matches(&meta) {
+        let size = if self.mailbox.messages()[number - 1].matches(&meta) {
             known
         } else {
             let sizes = measure(&file)
                 .and_then(|sizes| file.rewind().map(|()| sizes))
                 .map_err(|e| self.read_failed(number, &e))?;
-            self.mailbox.correct(number, sizes, ino);
+            self.mailbox.correct(number, sizes, meta.ino());
             sizes.wire
         };
         let body = MessageBody::file(
             number,
             file,
             meta.len(),
-            ino,
+            meta.ino(),
             WireEncoder::message(),
             Some(size),
         );
@@ -464,6 +471,32 @@ impl Transaction {
             body: Some(Body::message(body)),
             after: After::Continue,
         })
+    }
+
+    /// The `RETR` response for message `number` read whole into `data`
+    /// (from `file`), with its size counted, and corrected if the
+    /// snapshot's is wrong.
+    fn whole(&mut self, number: usize, file: &File, data: Vec<u8>) -> Response {
+        let sizes = sizes_of(&data);
+        if self
+            .mailbox
+            .get(number)
+            .is_some_and(|m| m.size() != sizes.wire)
+        {
+            match file.metadata() {
+                Ok(meta) => self.mailbox.correct(number, sizes, meta.ino()),
+                Err(e) => tracing::warn!(user = %self.user, error = %e, "cannot stat message"),
+            }
+        }
+        Response {
+            head: format!("+OK {} octets\r\n", sizes.wire).into_bytes(),
+            body: Some(Body::message(MessageBody::memory(
+                number,
+                data,
+                WireEncoder::message(),
+            ))),
+            after: After::Continue,
+        }
     }
 
     /// `TOP`: streamed from the file, which is read only as far as needed.

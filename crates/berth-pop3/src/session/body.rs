@@ -262,7 +262,7 @@ impl MessageBody {
 }
 
 /// Reads once into `buf`, retrying when interrupted.
-fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match file.read(buf) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
