@@ -66,6 +66,7 @@ impl SizeCounter {
 }
 
 /// The sizes of a message held in memory.
+#[cfg(test)]
 pub(crate) fn sizes_of(raw: &[u8]) -> Sizes {
     let mut counter = SizeCounter::default();
     counter.feed(raw);
@@ -109,6 +110,8 @@ pub(crate) struct WireEncoder {
     top: Option<Top>,
     /// `TOP` has sent every line it should.
     stopped: bool,
+    /// Canonical octets produced so far (without stuffing).
+    canonical: u64,
 }
 
 impl WireEncoder {
@@ -127,6 +130,7 @@ impl WireEncoder {
             line_len: 0,
             top: None,
             stopped: false,
+            canonical: 0,
         }
     }
 
@@ -147,6 +151,12 @@ impl WireEncoder {
     /// not wanted.
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// The message's POP3 size (its canonical octets) if the input so far
+    /// is all of it: what [`WireEncoder::finish`] would make it.
+    pub(crate) fn final_len(&self) -> u64 {
+        self.canonical + if self.at_line_start { 0 } else { 2 }
     }
 
     /// Converts the front of `input` into `out`, which is not let grow past
@@ -189,8 +199,10 @@ impl WireEncoder {
                     };
                     if before != Some(b'\r') {
                         out.push(b'\r');
+                        self.canonical += 1;
                     }
                     out.push(b'\n');
+                    self.canonical += lf as u64 + 1;
                     let line_len = self.line_len + lf;
                     if let Some(top) = &mut self.top
                         && top.in_header
@@ -207,6 +219,7 @@ impl WireEncoder {
                     out.extend_from_slice(piece);
                     self.prev = piece.last().copied().or(self.prev);
                     self.line_len += span;
+                    self.canonical += span as u64;
                     at += span;
                 }
             }
@@ -219,6 +232,7 @@ impl WireEncoder {
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.at_line_start {
             out.extend_from_slice(b"\r\n");
+            self.canonical += 2;
             self.at_line_start = true;
         }
         out.extend_from_slice(b".\r\n");

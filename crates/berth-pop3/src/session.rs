@@ -19,7 +19,7 @@ use crate::command::{self, Command};
 use crate::config::Shared;
 use crate::lock::MailboxLock;
 use crate::maildir::{Mailbox, Message, hex_md5};
-use crate::message::{WireEncoder, measure, sizes_of};
+use crate::message::{Sizes, WireEncoder, measure};
 
 mod body;
 
@@ -474,10 +474,18 @@ impl Transaction {
     }
 
     /// The `RETR` response for message `number` read whole into `data`
-    /// (from `file`), with its size counted, and corrected if the
-    /// snapshot's is wrong.
+    /// (from `file`): converted, its size counted on the way, and
+    /// corrected if the snapshot's is wrong.
     fn whole(&mut self, number: usize, file: &File, data: Vec<u8>) -> Response {
-        let sizes = sizes_of(&data);
+        let mut encoder = WireEncoder::message();
+        let mut wire = Vec::with_capacity(data.len() + data.len() / 16 + WireEncoder::FINISH_LEN);
+        encoder.encode(&data, &mut wire, usize::MAX);
+        let sizes = Sizes {
+            raw: data.len() as u64,
+            wire: encoder.final_len(),
+        };
+        encoder.finish(&mut wire);
+        drop(data);
         if self
             .mailbox
             .get(number)
@@ -490,11 +498,7 @@ impl Transaction {
         }
         Response {
             head: format!("+OK {} octets\r\n", sizes.wire).into_bytes(),
-            body: Some(Body::message(MessageBody::memory(
-                number,
-                data,
-                WireEncoder::message(),
-            ))),
+            body: Some(Body::message(MessageBody::ready(number, wire))),
             after: After::Continue,
         }
     }

@@ -80,10 +80,12 @@ fn encode_in_pieces(mut encoder: WireEncoder, raw: &[u8], piece: usize, limit: u
             wire.append(&mut out);
         }
     }
+    let final_len = encoder.final_len();
     encoder.finish(&mut out);
     wire.append(&mut out);
     if encoder.top.is_none() {
         assert_eq!(unstuff(&wire).unwrap().len() as u64, sizes_of(raw).wire);
+        assert_eq!(final_len, sizes_of(raw).wire, "counted while encoding");
     }
     wire
 }

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, Read};
 
 use super::{After, Reply, Session, State, Transaction};
-use crate::message::{SizeCounter, Sizes, WireEncoder};
+use crate::message::{Sizes, WireEncoder};
 
 /// The file read buffer of a streamed message.
 const READ_BUF: usize = 64 * 1024;
@@ -115,25 +115,27 @@ impl Body {
 
 /// Where a message's octets come from.
 enum Source {
-    /// Read whole before the response started.
-    Memory { data: Vec<u8>, pos: usize },
-    /// Read as it is sent, through a buffer of [`READ_BUF`] octets.
+    /// Read and converted whole before the response started: the wire
+    /// form, terminator included, still to be copied out from `pos`.
+    Ready { wire: Vec<u8>, pos: usize },
+    /// Read as it is sent, through a buffer of [`READ_BUF`] octets; `read`
+    /// counts the file's octets so far.
     File {
         file: File,
         buf: Vec<u8>,
         start: usize,
         end: usize,
         eof: bool,
-        counter: SizeCounter,
+        read: u64,
     },
 }
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Memory { data, pos } => f
-                .debug_struct("Memory")
-                .field("len", &data.len())
+            Source::Ready { wire, pos } => f
+                .debug_struct("Ready")
+                .field("len", &wire.len())
                 .field("pos", pos)
                 .finish(),
             Source::File {
@@ -169,12 +171,12 @@ enum Step {
 }
 
 impl MessageBody {
-    /// A message already read into memory.
-    pub(super) fn memory(number: usize, data: Vec<u8>, encoder: WireEncoder) -> Self {
+    /// A message already in wire form (see [`WireEncoder`]).
+    pub(super) fn ready(number: usize, wire: Vec<u8>) -> Self {
         MessageBody {
             number,
-            source: Source::Memory { data, pos: 0 },
-            encoder,
+            source: Source::Ready { wire, pos: 0 },
+            encoder: WireEncoder::message(),
             check: None,
             ino: 0,
         }
@@ -199,7 +201,7 @@ impl MessageBody {
                 start: 0,
                 end: 0,
                 eof: false,
-                counter: SizeCounter::default(),
+                read: 0,
             },
             encoder,
             check,
@@ -213,12 +215,18 @@ impl MessageBody {
             if limit.saturating_sub(out.len()) < ROOM {
                 return Ok(Step::More);
             }
-            let exhausted = match &mut self.source {
-                Source::Memory { data, pos } => {
-                    let rest = &data[*pos..];
-                    out.reserve((rest.len() + rest.len() / 32 + ROOM).min(limit - out.len()));
-                    *pos += self.encoder.encode(rest, out, limit);
-                    *pos == data.len()
+            let (file, buf, start, end, eof, read) = match &mut self.source {
+                Source::Ready { wire, pos } => {
+                    let n = (limit - out.len()).min(wire.len() - *pos);
+                    out.extend_from_slice(&wire[*pos..*pos + n]);
+                    *pos += n;
+                    if *pos < wire.len() {
+                        return Ok(Step::More);
+                    }
+                    // Memory goes back as soon as the body is done.
+                    *wire = Vec::new();
+                    *pos = 0;
+                    return Ok(Step::Done);
                 }
                 Source::File {
                     file,
@@ -226,33 +234,33 @@ impl MessageBody {
                     start,
                     end,
                     eof,
-                    counter,
-                } => {
-                    if start == end && !*eof {
-                        let n = read_some(file, buf)?;
-                        counter.feed(&buf[..n]);
-                        (*start, *end, *eof) = (0, n, n == 0);
-                    }
-                    out.reserve((*end - *start + ROOM).min(limit - out.len()));
-                    *start += self.encoder.encode(&buf[*start..*end], out, limit);
-                    *start == *end && *eof
-                }
+                    read,
+                } => (file, buf, start, end, eof, read),
             };
+            if start == end && !*eof {
+                let n = read_some(file, buf)?;
+                *read += n as u64;
+                (*start, *end, *eof) = (0, n, n == 0);
+            }
+            out.reserve((*end - *start + ROOM).min(limit - out.len()));
+            *start += self.encoder.encode(&buf[*start..*end], out, limit);
+            let exhausted = *start == *end && *eof;
             if self.encoder.is_stopped() || exhausted {
                 if limit - out.len() < WireEncoder::FINISH_LEN {
                     return Ok(Step::More);
                 }
-                if let (Some(announced), Source::File { counter, .. }) = (self.check, &self.source)
-                {
-                    let sizes = counter.finish();
+                if let Some(announced) = self.check {
+                    let sizes = Sizes {
+                        raw: *read,
+                        wire: self.encoder.final_len(),
+                    };
                     if sizes.wire != announced {
                         return Ok(Step::Mismatch(sizes));
                     }
                 }
                 self.encoder.finish(out);
-                // Memory goes back as soon as the body is done.
-                self.source = Source::Memory {
-                    data: Vec::new(),
+                self.source = Source::Ready {
+                    wire: Vec::new(),
                     pos: 0,
                 };
                 return Ok(Step::Done);
