@@ -31,7 +31,7 @@ use berth::{ConnHandle, IoBuf};
 use super::LOG_TARGET;
 use super::autologout::Clock;
 use super::conn::{Driver, Input, Pop3Conn};
-use crate::{After, Fill, Response};
+use crate::{After, Fill, MIN_FILL_ROOM, Response};
 
 /// Output is written in chunks of this many octets.
 pub(super) const CHUNK: usize = 64 * 1024;
@@ -206,6 +206,13 @@ impl Pop3Conn {
         let Some(body) = driver.body.as_mut() else {
             return Turn::Go;
         };
+        if driver.out.capacity() < CHUNK {
+            // A chunk of the usual size from the start (not grown by
+            // doubling): chunks of one size reuse each other's memory.
+            driver
+                .out
+                .reserve_exact(CHUNK + MIN_FILL_ROOM - driver.out.len());
+        }
         match driver.session.fill(body, &mut driver.out, CHUNK) {
             Ok(Fill::Done) => {
                 driver.body = None;
