@@ -174,12 +174,18 @@ fn entry(line: &[u8]) -> Option<(Entry<'_>, &[u8])> {
 
 /// A decimal number ended by `end`; returns it and what follows `end`.
 fn number(bytes: &[u8], end: u8) -> Option<(u64, &[u8])> {
-    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 20 || bytes.get(digits) != Some(&end) {
-        return None;
+    let mut value = 0_u64;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == end && i > 0 {
+            return Some((value, &bytes[i + 1..]));
+        }
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
     }
-    let value = std::str::from_utf8(&bytes[..digits]).ok()?.parse().ok()?;
-    Some((value, &bytes[digits + 1..]))
+    None
 }
 
 /// The cache file for `entries`, which must be in order (see

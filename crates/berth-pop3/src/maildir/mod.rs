@@ -31,10 +31,14 @@ mod cache;
 mod name;
 
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use md5::{Digest, Md5};
@@ -68,17 +72,41 @@ enum Origin {
     Read,
 }
 
-/// A message file found by listing `new/` or `cur/`.
+/// A message file found by listing `new/` or `cur/`; its name is in the
+/// snapshot's name buffer.
 struct Listed {
-    path: PathBuf,
-    /// Where the file name starts in the path's bytes.
-    name_start: usize,
+    /// The file name, in the name buffer.
+    name: Range<usize>,
+    /// The length of its unique part.
+    unique_len: usize,
+    /// The delivery time the name starts with, for sorting.
+    key: u64,
+    /// Which of [`MESSAGE_DIRS`].
+    sub: u8,
     ino: u64,
 }
 
-impl Listed {
-    fn name(&self) -> &[u8] {
-        &self.path.as_os_str().as_encoded_bytes()[self.name_start..]
+/// The file names of one snapshot in one buffer, and the mailbox
+/// directory they are in: a message holds a range of it instead of a path
+/// of its own.
+struct Names {
+    dir: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Names")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Names {
+    /// The path of file `name` in subdirectory `sub`.
+    fn path(&self, sub: u8, name: &Range<usize>) -> PathBuf {
+        let name = OsStr::from_bytes(&self.bytes[name.clone()]);
+        self.dir.join(MESSAGE_DIRS[usize::from(sub)]).join(name)
     }
 }
 
@@ -133,77 +161,79 @@ impl Maildir {
             }
         };
 
-        let mut found = Vec::with_capacity(cached.len() + cached.len() / 8 + 16);
-        for sub in MESSAGE_DIRS {
-            for file in list_messages(&dir.join(sub))? {
-                let unique = name::unique_part(file.name());
-                let start = file.name_start;
-                found.push(Message {
-                    number: 0,
-                    size: 0,
-                    raw: None,
-                    hashed_uidl: None,
-                    key: name::sort_key(unique),
-                    unique: start..start + unique.len(),
-                    path: file.path,
-                    ino: file.ino,
-                    origin: Origin::Read,
-                });
-            }
+        let mut names = Vec::with_capacity(cached.len() * 40 + 1024);
+        let mut listed = Vec::with_capacity(cached.len() + cached.len() / 8 + 16);
+        for (sub, sub_dir) in (0..).zip(MESSAGE_DIRS) {
+            list_messages(&dir.join(sub_dir), sub, &mut names, &mut listed)?;
         }
-        found.sort_unstable_by(|a, b| {
+        let name = |l: &Listed| &names[l.name.clone()];
+        let unique = |l: &Listed| &names[l.name.start..l.name.start + l.unique_len];
+        listed.sort_unstable_by(|a, b| {
             a.key
                 .cmp(&b.key)
-                .then_with(|| a.unique().cmp(b.unique()))
-                .then_with(|| a.path.cmp(&b.path))
+                .then_with(|| unique(a).cmp(unique(b)))
+                .then_with(|| {
+                    MESSAGE_DIRS[usize::from(a.sub)].cmp(MESSAGE_DIRS[usize::from(b.sub)])
+                })
+                .then_with(|| name(a).cmp(name(b)))
+        });
+        let names = Arc::new(Names {
+            dir: dir.clone(),
+            bytes: names,
         });
 
         // Sizes: from the cache, walked alongside the sorted listing (its
         // entries are in the same order); else from the name; else read.
         let (mut next, mut hits, mut read) = (0, 0, 0);
-        found.retain_mut(|message| {
-            let unique = message.unique();
+        let mut found = Vec::with_capacity(listed.len());
+        for file in listed {
+            let message_unique = &names.bytes[file.name.start..file.name.start + file.unique_len];
             while cached
                 .get(next)
-                .is_some_and(|e| (name::sort_key(e.unique), e.unique) < (message.key, unique))
+                .is_some_and(|e| (name::sort_key(e.unique), e.unique) < (file.key, message_unique))
             {
                 next += 1;
             }
             let hit = cached[next..]
                 .iter()
-                .take_while(|e| e.unique == unique)
-                .find(|e| e.ino == message.ino)
+                .take_while(|e| e.unique == message_unique)
+                .find(|e| e.ino == file.ino)
                 .map(|e| e.sizes);
-            let info = name::parse(message.name());
-            let (named_raw, named_wire) = (info.raw_size, info.trusted_wire_size());
-            let (sizes, origin) = if let Some(sizes) = hit {
+            let info = name::parse(&names.bytes[file.name.clone()]);
+            let (wire, raw, origin) = if let Some(sizes) = hit {
                 hits += 1;
-                (Some(sizes), Origin::Cache)
-            } else if let Some(wire) = named_wire {
-                message.size = wire;
-                (named_raw.map(|raw| Sizes { raw, wire }), Origin::Name)
+                (sizes.wire, Some(sizes.raw), Origin::Cache)
+            } else if let Some(wire) = info.trusted_wire_size() {
+                (wire, info.raw_size, Origin::Name)
             } else {
-                match fs::File::open(&message.path).and_then(measure) {
+                let path = names.path(file.sub, &file.name);
+                match fs::File::open(&path).and_then(measure) {
                     Ok(sizes) => {
                         read += 1;
-                        (Some(sizes), Origin::Read)
+                        (sizes.wire, Some(sizes.raw), Origin::Read)
                     }
                     Err(e) => {
                         if e.kind() != io::ErrorKind::NotFound {
-                            tracing::warn!(path = %message.path.display(), error = %e,
+                            tracing::warn!(path = %path.display(), error = %e,
                                 "skipping unreadable message");
                         }
-                        return false;
+                        continue;
                     }
                 }
             };
-            if let Some(sizes) = sizes {
-                message.size = sizes.wire;
-                message.raw = Some(sizes.raw);
-            }
-            message.origin = origin;
-            true
-        });
+            found.push(Message {
+                number: 0,
+                size: wire,
+                raw,
+                hashed_uidl: None,
+                names: Arc::clone(&names),
+                name: file.name,
+                unique_len: file.unique_len,
+                sub: file.sub,
+                ino: file.ino,
+                origin,
+            });
+        }
         assign_uidls(&mut found);
         // The same file twice (a hard link in new/ and cur/) is one cache
         // entry: sorted, such pairs are neighbours.
@@ -244,7 +274,8 @@ fn assign_uidls(messages: &mut [Message]) {
         let message = &mut messages[index];
         message.number = index + 1;
         if repeat {
-            message.hashed_uidl = Some(hex_md5(message.path.as_os_str().as_encoded_bytes()).into());
+            message.hashed_uidl =
+                Some(hex_md5(message.path().as_os_str().as_encoded_bytes()).into());
         } else if !uidl_allowed(message.unique()) {
             message.hashed_uidl = Some(hex_md5(message.unique()).into());
         }
@@ -257,8 +288,8 @@ fn assign_uidls(messages: &mut [Message]) {
             .filter(|&i| !seen.insert(messages[i].uidl()))
             .collect();
         for i in clashes {
-            let path = messages[i].path.as_os_str().as_encoded_bytes();
-            messages[i].hashed_uidl = Some(hex_md5(path).into());
+            let path = messages[i].path();
+            messages[i].hashed_uidl = Some(hex_md5(path.as_os_str().as_encoded_bytes()).into());
         }
     }
 }
@@ -280,11 +311,14 @@ pub struct Message {
     raw: Option<u64>,
     /// The UIDL when it is not the unique name itself.
     hashed_uidl: Option<Box<str>>,
-    /// The delivery time the name starts with, for sorting.
-    key: u64,
-    /// Where the unique part of the file name lies in the path's bytes.
-    unique: std::ops::Range<usize>,
-    path: PathBuf,
+    /// The snapshot's file names.
+    names: Arc<Names>,
+    /// The file name, in `names`.
+    name: Range<usize>,
+    /// The length of its unique part.
+    unique_len: usize,
+    /// Which of [`MESSAGE_DIRS`] the file was in.
+    sub: u8,
     ino: u64,
     origin: Origin,
 }
@@ -324,18 +358,13 @@ impl Message {
 
     /// The unique part of the file name.
     fn unique(&self) -> &[u8] {
-        &self.path.as_os_str().as_encoded_bytes()[self.unique.clone()]
-    }
-
-    /// The file name.
-    fn name(&self) -> &[u8] {
-        &self.path.as_os_str().as_encoded_bytes()[self.unique.start..]
+        &self.names.bytes[self.name.start..self.name.start + self.unique_len]
     }
 
     /// The path of the message file when the snapshot was taken.
     #[must_use]
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn path(&self) -> PathBuf {
+        self.names.path(self.sub, &self.name)
     }
 
     /// Whether the file `meta` describes is the one this snapshot sized,
@@ -400,7 +429,7 @@ impl Mailbox {
     /// Fails if the message no longer exists (`NotFound`) or cannot be
     /// opened.
     pub fn open(&self, message: &Message) -> io::Result<fs::File> {
-        match fs::File::open(&message.path) {
+        match fs::File::open(message.path()) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::File::open(self.relocate(message)?)
             }
@@ -416,7 +445,7 @@ impl Mailbox {
     ///
     /// Fails if the file exists but cannot be removed.
     pub fn remove(&self, message: &Message) -> io::Result<()> {
-        let result = match fs::remove_file(&message.path) {
+        let result = match fs::remove_file(message.path()) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.relocate(message).and_then(fs::remove_file)
             }
@@ -437,7 +466,7 @@ impl Mailbox {
             return;
         };
         if message.size != sizes.wire {
-            tracing::warn!(path = %message.path.display(), recorded = message.size,
+            tracing::warn!(path = %message.path().display(), recorded = message.size,
                 actual = sizes.wire, "message size was wrong; corrected");
         }
         let old_ino = message.ino;
@@ -508,10 +537,16 @@ impl Mailbox {
     /// Finds the current path of a message that is no longer at its
     /// snapshot path.
     fn relocate(&self, message: &Message) -> io::Result<PathBuf> {
-        for sub in MESSAGE_DIRS {
-            for file in list_messages(&self.dir.join(sub))? {
-                if name::unique_part(file.name()) == message.unique() {
-                    return Ok(file.path);
+        let mut names = Vec::new();
+        let mut listed = Vec::new();
+        for (sub, sub_dir) in (0..).zip(MESSAGE_DIRS) {
+            listed.clear();
+            names.clear();
+            list_messages(&self.dir.join(sub_dir), sub, &mut names, &mut listed)?;
+            for file in &listed {
+                if &names[file.name.start..file.name.start + file.unique_len] == message.unique() {
+                    let name = OsStr::from_bytes(&names[file.name.clone()]);
+                    return Ok(self.dir.join(sub_dir).join(name));
                 }
             }
         }
@@ -522,24 +557,28 @@ impl Mailbox {
     }
 }
 
-/// Lists the message files (regular files that are not dotfiles) of one
-/// Maildir subdirectory, which may be missing. The file type comes from
-/// the directory entry; only symbolic links (followed, as a mail client
-/// reading the file would) and entries of unknown type cost a `stat`.
-fn list_messages(dir: &Path) -> io::Result<Vec<Listed>> {
+/// Lists the message files (regular files that are not dotfiles) of
+/// `dir`, Maildir subdirectory number `sub`, which may be missing: their
+/// names go to the end of `names`, their entries to `out`. The file type
+/// comes from the directory entry; only symbolic links (followed, as a
+/// mail client reading the file would) and entries of unknown type cost a
+/// `stat`.
+fn list_messages(
+    dir: &Path,
+    sub: u8,
+    names: &mut Vec<u8>,
+    out: &mut Vec<Listed>,
+) -> io::Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    let mut files = Vec::new();
-    // `DirEntry::path` is `dir` joined with the name.
-    let dir_bytes = dir.as_os_str().as_encoded_bytes();
-    let name_start = dir_bytes.len() + usize::from(!dir_bytes.ends_with(b"/"));
     for entry in entries {
         let entry = entry?;
-        let path = entry.path();
-        if path.as_os_str().as_encoded_bytes().get(name_start) == Some(&b'.') {
+        let file_name = entry.file_name();
+        let name = file_name.as_encoded_bytes();
+        if name.starts_with(b".") {
             continue;
         }
         let Ok(kind) = entry.file_type() else {
@@ -548,20 +587,25 @@ fn list_messages(dir: &Path) -> io::Result<Vec<Listed>> {
         let ino = if kind.is_file() {
             entry.ino()
         } else if kind.is_symlink() {
-            match fs::metadata(&path) {
+            match fs::metadata(dir.join(&file_name)) {
                 Ok(meta) if meta.is_file() => meta.ino(),
                 _ => continue,
             }
         } else {
             continue;
         };
-        files.push(Listed {
-            path,
-            name_start,
+        let unique = name::unique_part(name);
+        let start = names.len();
+        names.extend_from_slice(name);
+        out.push(Listed {
+            name: start..names.len(),
+            unique_len: unique.len(),
+            key: name::sort_key(unique),
+            sub,
             ino,
         });
     }
-    Ok(files)
+    Ok(())
 }
 
 /// Whether a unique name can be its own UIDL: 1 to 70 printable ASCII
