@@ -232,7 +232,10 @@ impl Conn {
         }
         let n = self.s.read(&mut self.buf[self.end..])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed",
+            ));
         }
         self.end += n;
         Ok(())
@@ -245,7 +248,11 @@ impl Conn {
             let from = self.start + scanned;
             if let Some(i) = self.buf[from..self.end].iter().position(|&b| b == b'\n') {
                 let lf = from + i;
-                let end = if lf > self.start && self.buf[lf - 1] == b'\r' { lf - 1 } else { lf };
+                let end = if lf > self.start && self.buf[lf - 1] == b'\r' {
+                    lf - 1
+                } else {
+                    lf
+                };
                 let line = (self.start, end);
                 self.start = lf + 1;
                 return Ok(line);
@@ -259,7 +266,10 @@ impl Conn {
     fn ok_line(&mut self) -> io::Result<()> {
         let (a, b) = self.line()?;
         if !self.buf[a..b].starts_with(b"+OK") {
-            return Err(bad(format!("{:?}", String::from_utf8_lossy(&self.buf[a..b]))));
+            return Err(bad(format!(
+                "{:?}",
+                String::from_utf8_lossy(&self.buf[a..b])
+            )));
         }
         Ok(())
     }
@@ -348,7 +358,9 @@ fn full_session(
         let now = Instant::now();
         if window.contains(now) {
             counters.messages.fetch_add(1, Ordering::Relaxed);
-            counters.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+            counters
+                .bytes
+                .fetch_add(body.len() as u64, Ordering::Relaxed);
         } else if now >= window.end {
             return Ok(false);
         }
@@ -395,7 +407,8 @@ fn run() -> Result<String, String> {
             .ok_or(format!("no user {name}"))?;
         let started = Instant::now();
         for _ in 0..args.sessions {
-            poll_session(args.addr, &name, &password, false).map_err(|e| format!("session: {e}"))?;
+            poll_session(args.addr, &name, &password, false)
+                .map_err(|e| format!("session: {e}"))?;
         }
         let secs = started.elapsed().as_secs_f64();
         return Ok(format!(
