@@ -1,6 +1,6 @@
 //! Session ownership: the connection's state owns its [`Session`]; the
 //! jobs queued on the worker pool and the autologout janitor hold only
-//! [`Weak`] references to it.
+//! [`Weak`](std::sync::Weak) references to it.
 //!
 //! So when the connection closes for any reason other than `QUIT` (the
 //! client went away, a reset, the autologout, server shutdown) the session

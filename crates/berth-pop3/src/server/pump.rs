@@ -19,10 +19,13 @@
 //! connection, and [`Pop3Conn::written`] (called from `write_completed`)
 //! schedules it again. So a 200 MB message, or a client that sends
 //! commands but does not read, costs at most [`MAX_IN_FLIGHT`] chunks in
-//! the write queue, one chunk being filled, the message buffer (see
-//! [`WHOLE_MESSAGE_LIMIT`](crate::WHOLE_MESSAGE_LIMIT)) and the queued
-//! input. When the core gains write watermarks and a writability callback,
-//! that callback can drive [`Pop3Conn::written`] instead.
+//! the write queue, and beyond it one chunk being filled, the response in
+//! progress (a streamed message's 64 KiB read buffer, or a message of up
+//! to [`WHOLE_MESSAGE_LIMIT`](crate::WHOLE_MESSAGE_LIMIT) octets in wire
+//! form, under 0.8 MiB even if every octet were an LF) and the queued
+//! input: under a megabyte. When the core gains write watermarks and a
+//! writability callback, that callback can drive [`Pop3Conn::written`]
+//! instead.
 
 use std::collections::VecDeque;
 
