@@ -14,7 +14,7 @@ from .loadgen import check_loadgen, resolve_paths
 from .machine import BUSY_WARN, machine_info
 from .peers import (DEFAULT_IDLE_CONNS, PEERS, QUICK_DURATION, QUICK_WARMUP, WORKLOADS, berth_b,
                     repo_path, with_idle_conns)
-from .report import Template, previous_conclusion, render
+from .report import Template, previous_conclusion, previous_tail, render
 from .runner import announce, plan, run_all
 from .settings import Settings
 
@@ -178,8 +178,11 @@ def main(argv):
     report = render(settings, results, info, finished, template)
     print(report)
     if args.out:
+        tail = previous_tail(args.out)
         with open(args.out, "w") as f:
             f.write(report)
+            if tail:
+                f.write("\n" + tail)
         print(f"bench/compare: wrote {args.out}", file=sys.stderr)
     if args.raw:
         write_raw(args.raw, settings, info, results)

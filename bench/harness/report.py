@@ -55,6 +55,18 @@ class Template:
         return "\n".join(out)
 
 
+def previous_tail(path):
+    """What follows the conclusion in the old report (other benchmarks'
+    sections, such as bench/pop3's), kept as it is."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    b = text.find(CONCLUSION_END)
+    return "" if b < 0 else text[b + len(CONCLUSION_END):].lstrip("\n")
+
+
 def previous_conclusion(path, template):
     """The hand-written conclusion of the report at `path`, or the placeholder."""
     try:

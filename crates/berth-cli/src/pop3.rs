@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use berth::Framed;
+use berth::signal::TerminationSignals;
 use berth_pop3::server::{Pop3Server, WORKER_SHUTDOWN_TIMEOUT};
 use berth_pop3::{DEFAULT_MAX_AUTH_FAILURES, Users};
 use clap::Args;
@@ -66,6 +67,10 @@ pub fn run(args: Pop3Args, log: LogFormat) -> Result<(), String> {
     let startup = args.server.startup(log)?;
     check_maildir(&args.maildir)?;
     let users = Users::load(&args.users).map_err(|e| e.to_string())?;
+    // Before the worker and autologout threads start, so that they inherit
+    // the mask too: a SIGTERM the kernel hands to a thread without it
+    // would kill the process instead of draining it.
+    let _signals = TerminationSignals::block().map_err(|e| format!("signals: {e}"))?;
     let handler = Pop3Server::builder(users, args.maildir.clone())
         .max_auth_failures(args.max_auth_failures)
         .hostname(args.hostname.clone().unwrap_or_else(system_hostname))

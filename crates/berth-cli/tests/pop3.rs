@@ -29,6 +29,7 @@ both_engines!(
     pipelined_commands_are_answered_in_order,
     idle_session_is_logged_out_and_nothing_is_deleted,
     sigterm_ends_sessions_without_deleting,
+    a_64_mib_message_streams_in_bounded_memory,
 );
 
 /// POP3 client scenarios against a running server.
@@ -497,6 +498,109 @@ fn sigterm_ends_sessions_without_deleting(engine: &str) {
     assert!(srv.wait_exit().success());
     srv.wait_for("stopped");
     assert!(paths.iter().all(|p| p.exists()));
+}
+
+/// A kilobyte-or-so line per step: some lines start with `.`, LF line ends.
+fn huge_line(i: usize) -> String {
+    match i % 11 {
+        0 => format!(".{i} starts with a dot\n"),
+        5 => ".\n".to_owned(),
+        _ => format!("{i:08} {}\n", "abcdefghij".repeat(i % 100)),
+    }
+}
+
+/// A `/proc/PID/status` field in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// RETR of a message far larger than the buffers (4 KiB blocks here) is
+/// streamed: the server's peak memory grows by a small fraction of the
+/// message, however slowly the client reads.
+fn a_64_mib_message_streams_in_bounded_memory(engine: &str) {
+    const SIZE: usize = 64 << 20;
+    const HEADER: &str = "Subject: huge\n\n";
+    let fx = Fixture::new(&[("alice", "wonderland")]);
+    fx.mailbox("alice", &[]);
+    let path = fx.maildir.join("alice/new/1700000000.huge.berth-test");
+    // The POP3 size (CRLF line ends) and the body's length on the wire.
+    let (mut size, mut wire) = (HEADER.len() + 2, HEADER.len() + 2);
+    let mut lines = 0;
+    {
+        let mut file = std::io::BufWriter::new(fs::File::create(&path).unwrap());
+        file.write_all(HEADER.as_bytes()).unwrap();
+        while size < SIZE {
+            let line = huge_line(lines);
+            file.write_all(line.as_bytes()).unwrap();
+            size += line.len() + 1;
+            wire += line.len() + 1 + usize::from(line.starts_with('.'));
+            lines += 1;
+        }
+        file.flush().unwrap();
+    }
+    let srv = fx.serve(engine, &["--buffer-size", "4096", "--workers", "1"]);
+    let pid = srv.child.id();
+    let mut s = srv.connect();
+    let mut r = BufReader::with_capacity(256 << 10, s.try_clone().unwrap());
+    assert!(response(&mut r, false).0.starts_with("+OK"));
+    s.write_all(b"USER alice\r\nPASS wonderland\r\n").unwrap();
+    assert!(response(&mut r, false).0.starts_with("+OK"));
+    let (pass, _) = response(&mut r, false);
+    assert_eq!(pass, format!("+OK maildrop has 1 messages ({size} octets)"));
+    // Peak memory from here on (writing 5 resets VmHWM to the current RSS).
+    let _ = fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let baseline = status_kib(pid, "VmRSS:");
+
+    s.write_all(b"RETR 1\r\n").unwrap();
+    assert_eq!(response(&mut r, false).0, format!("+OK {size} octets"));
+    // Read the body line by line, checking each, and look at the server's
+    // memory every few megabytes (the server waits for this reader).
+    let mut line = Vec::new();
+    let mut got = 0;
+    for i in 0..lines + 3 {
+        line.clear();
+        r.read_until(b'\n', &mut line).unwrap();
+        got += line.len();
+        let want = match i {
+            0 => "Subject: huge\r\n".to_owned(),
+            1 => "\r\n".to_owned(),
+            _ if i == lines + 2 => ".\r\n".to_owned(),
+            _ => {
+                let want = huge_line(i - 2);
+                let want = want.trim_end_matches('\n');
+                let dot = if want.starts_with('.') { "." } else { "" };
+                format!("{dot}{want}\r\n")
+            }
+        };
+        assert!(
+            line == want.as_bytes(),
+            "line {i}: {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        if i % 4096 == 0 {
+            let rss = status_kib(pid, "VmRSS:");
+            assert!(
+                rss < baseline + 16 * 1024,
+                "RSS {rss} KiB, from {baseline} KiB"
+            );
+        }
+    }
+    assert_eq!(got, wire + 3);
+    let peak = status_kib(pid, "VmHWM:");
+    assert!(
+        peak < baseline + 16 * 1024,
+        "peak RSS {peak} KiB from {baseline} KiB while sending {size} octets"
+    );
+    s.write_all(b"TOP 1 1\r\nQUIT\r\n").unwrap();
+    let (top, body) = response(&mut r, true);
+    assert_eq!(top, "+OK top of message follows");
+    assert_eq!(body, ["Subject: huge", "", "..0 starts with a dot"]);
+    assert!(response(&mut r, false).0.starts_with("+OK bye"));
 }
 
 /// Run `berth` expecting a startup failure; return its one-line error.

@@ -130,7 +130,7 @@ fn invalid(message: &str) -> io::Error {
 mod tests {
     use super::*;
     use crate::maildir::Maildir;
-    use crate::message::canonical_size;
+    use crate::message::sizes_of;
 
     #[test]
     fn creates_users_file_and_mailboxes() {
@@ -165,7 +165,7 @@ mod tests {
         assert!(lf.split(|&b| b == b'\n').any(|line| line == b"."));
         for message in snapshot.messages() {
             let raw = snapshot.read(message).unwrap();
-            assert_eq!(message.size(), canonical_size(&raw));
+            assert_eq!(message.size(), sizes_of(&raw).wire);
         }
     }
 

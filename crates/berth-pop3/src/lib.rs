@@ -8,6 +8,17 @@
 //! connection when the reply says [`After::Close`]. Lines longer than 255
 //! octets are answered with [`Session::line_too_long`] instead.
 //!
+//! `handle_line` builds each reply whole. A server that must bound its
+//! memory (a 200 MB message, the listing of a large mailbox) calls
+//! [`Session::respond`] instead, writes the [`Response`]'s status line,
+//! and produces its [`Body`] a bounded piece at a time with
+//! [`Session::fill`], sending each piece before asking for the next.
+//!
+//! Logins read no message: sizes come from Maildir++ file names
+//! (`,W=`) or from a size cache the snapshot keeps in each mailbox
+//! directory ([`SIZE_CACHE_FILE`]), and are checked when messages are
+//! read.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use berth_pop3::{After, Config, Session, Shared, Users};
@@ -48,6 +59,9 @@ mod users;
 
 pub use config::{Config, DEFAULT_MAX_AUTH_FAILURES, Shared};
 pub use lock::{LockRegistry, MailboxLock};
-pub use maildir::{Mailbox, Maildir, Message};
-pub use session::{After, Reply, Session, SessionState};
+pub use maildir::{Mailbox, Maildir, Message, SIZE_CACHE_FILE};
+pub use session::{
+    After, Body, BodyError, Fill, MIN_FILL_ROOM, Reply, Response, Session, SessionState,
+    WHOLE_MESSAGE_LIMIT,
+};
 pub use users::{MalformedReason, Users, UsersError};

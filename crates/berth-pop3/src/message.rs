@@ -7,13 +7,26 @@
 //! Dot-stuffing (an extra `.` before every line that starts with `.`) and the
 //! terminating `.CRLF` are added on top of it and not counted.
 //!
-//! All functions here are linear in the size of the message.
+//! Both the size count and the conversion work on a message in pieces of
+//! any size (a CRLF or a leading `.` may fall on either side of a boundary),
+//! so a message of any size is sent in bounded memory. Both are linear in
+//! the size of the message and find line ends with `memchr`.
 
 use std::io::{self, Read};
+
+/// The sizes of a message file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    /// The file's length in octets.
+    pub(crate) raw: u64,
+    /// The size POP3 reports: with CRLF line ends.
+    pub(crate) wire: u64,
+}
 
 /// Counts the octets of a message in canonical CRLF form, incrementally.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct SizeCounter {
+    raw: u64,
     total: u64,
     last: Option<u8>,
 }
@@ -21,39 +34,47 @@ pub(crate) struct SizeCounter {
 impl SizeCounter {
     /// Accounts for the next chunk of raw message bytes.
     pub(crate) fn feed(&mut self, chunk: &[u8]) {
-        let mut prev = self.last;
-        for &byte in chunk {
-            if byte == b'\n' && prev != Some(b'\r') {
-                self.total += 1; // the CR inserted before a bare LF
+        let Some(&last) = chunk.last() else { return };
+        let mut bare = 0_u64;
+        for lf in memchr::memchr_iter(b'\n', chunk) {
+            let before = if lf == 0 {
+                self.last
+            } else {
+                Some(chunk[lf - 1])
+            };
+            if before != Some(b'\r') {
+                bare += 1; // the CR inserted before a bare LF
             }
-            prev = Some(byte);
         }
-        self.total += chunk.len() as u64;
-        if !chunk.is_empty() {
-            self.last = prev;
-        }
+        self.raw += chunk.len() as u64;
+        self.total += chunk.len() as u64 + bare;
+        self.last = Some(last);
     }
 
-    /// The canonical size of everything fed so far, including the CRLF
-    /// appended to an unterminated final line.
-    pub(crate) fn finish(self) -> u64 {
-        match self.last {
+    /// The raw sizes and the canonical size of everything fed so far,
+    /// including the CRLF appended to an unterminated final line.
+    pub(crate) fn finish(self) -> Sizes {
+        let wire = match self.last {
             Some(b'\n') | None => self.total,
             Some(_) => self.total + 2,
+        };
+        Sizes {
+            raw: self.raw,
+            wire,
         }
     }
 }
 
-/// The canonical (CRLF) size of a raw message.
+/// The sizes of a message held in memory.
 #[cfg(test)]
-pub(crate) fn canonical_size(raw: &[u8]) -> u64 {
+pub(crate) fn sizes_of(raw: &[u8]) -> Sizes {
     let mut counter = SizeCounter::default();
     counter.feed(raw);
     counter.finish()
 }
 
-/// Computes the canonical size of a message by streaming it from `reader`.
-pub(crate) fn canonical_size_of(mut reader: impl Read) -> io::Result<u64> {
+/// Measures a message by streaming it from `reader`.
+pub(crate) fn measure(mut reader: impl Read) -> io::Result<Sizes> {
     let mut counter = SizeCounter::default();
     let mut buf = vec![0_u8; 64 * 1024];
     loop {
@@ -66,71 +87,161 @@ pub(crate) fn canonical_size_of(mut reader: impl Read) -> io::Result<u64> {
     }
 }
 
-/// Splits a raw message into lines, without their line endings.
-///
-/// A line ends at LF; one CR directly before the LF is part of the line
-/// ending. A final segment without LF is a line only if it is non-empty, and
-/// keeps all of its bytes.
-fn lines(raw: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = raw;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+/// The `TOP` limit: the header, then `remaining` more body lines.
+#[derive(Debug, Clone, Copy)]
+struct Top {
+    in_header: bool,
+    remaining: usize,
+}
+
+/// Converts a message (or, for `TOP`, its header and first body lines) to
+/// the body of a multi-line response, piece by piece: [`WireEncoder::encode`]
+/// takes the raw message in pieces of any size and never lets the output
+/// grow past a limit; [`WireEncoder::finish`] ends the last line and adds
+/// the terminating `.CRLF`.
+#[derive(Debug, Clone)]
+pub(crate) struct WireEncoder {
+    /// The next input octet starts a line.
+    at_line_start: bool,
+    /// The last input octet consumed.
+    prev: Option<u8>,
+    /// Octets of the current line consumed so far.
+    line_len: usize,
+    top: Option<Top>,
+    /// `TOP` has sent every line it should.
+    stopped: bool,
+    /// Canonical octets produced so far (without stuffing).
+    canonical: u64,
+}
+
+impl WireEncoder {
+    /// The room in the output below which [`WireEncoder::encode`] consumes
+    /// nothing.
+    pub(crate) const MIN_ROOM: usize = 4;
+
+    /// What [`WireEncoder::finish`] may add at most.
+    pub(crate) const FINISH_LEN: usize = 5;
+
+    /// An encoder for the whole message (`RETR`).
+    pub(crate) fn message() -> Self {
+        WireEncoder {
+            at_line_start: true,
+            prev: None,
+            line_len: 0,
+            top: None,
+            stopped: false,
+            canonical: 0,
         }
-        match rest.iter().position(|&b| b == b'\n') {
-            Some(lf) => {
-                let line = &rest[..lf];
-                rest = &rest[lf + 1..];
-                Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+
+    /// An encoder for the header, the blank line after it, and the first
+    /// `body_lines` lines of the body (`TOP`). A message without a blank
+    /// line is all header and is sent whole.
+    pub(crate) fn top(body_lines: usize) -> Self {
+        WireEncoder {
+            top: Some(Top {
+                in_header: true,
+                remaining: body_lines,
+            }),
+            ..Self::message()
+        }
+    }
+
+    /// Whether `TOP` has produced every line it should: further input is
+    /// not wanted.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The message's POP3 size (its canonical octets) if the input so far
+    /// is all of it: what [`WireEncoder::finish`] would make it.
+    pub(crate) fn final_len(&self) -> u64 {
+        self.canonical + if self.at_line_start { 0 } else { 2 }
+    }
+
+    /// Converts the front of `input` into `out`, which is not let grow past
+    /// `limit` octets. Returns how much of `input` was consumed: less than
+    /// all of it when `out` is full (or `TOP` has stopped).
+    pub(crate) fn encode(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> usize {
+        let mut at = 0;
+        while at < input.len() && !self.stopped {
+            let mut room = limit.saturating_sub(out.len());
+            if room < Self::MIN_ROOM {
+                break;
             }
-            None => Some(std::mem::take(&mut rest)),
+            if self.at_line_start {
+                if let Some(top) = &mut self.top
+                    && !top.in_header
+                {
+                    if top.remaining == 0 {
+                        self.stopped = true;
+                        break;
+                    }
+                    top.remaining -= 1;
+                }
+                self.at_line_start = false;
+                self.line_len = 0;
+                if input[at] == b'.' {
+                    out.push(b'.');
+                    room -= 1;
+                }
+            }
+            // Up to the next LF, keeping room for a CR LF.
+            let span = (input.len() - at).min(room - 2);
+            let piece = &input[at..at + span];
+            match memchr::memchr(b'\n', piece) {
+                Some(lf) => {
+                    out.extend_from_slice(&piece[..lf]);
+                    let before = if lf == 0 {
+                        self.prev
+                    } else {
+                        Some(piece[lf - 1])
+                    };
+                    if before != Some(b'\r') {
+                        out.push(b'\r');
+                        self.canonical += 1;
+                    }
+                    out.push(b'\n');
+                    self.canonical += lf as u64 + 1;
+                    let line_len = self.line_len + lf;
+                    if let Some(top) = &mut self.top
+                        && top.in_header
+                    {
+                        // The blank line ends the header (it is sent).
+                        let blank = line_len == 0 || (line_len == 1 && before == Some(b'\r'));
+                        top.in_header = !blank;
+                    }
+                    self.prev = Some(b'\n');
+                    self.at_line_start = true;
+                    at += lf + 1;
+                }
+                None => {
+                    out.extend_from_slice(piece);
+                    self.prev = piece.last().copied().or(self.prev);
+                    self.line_len += span;
+                    self.canonical += span as u64;
+                    at += span;
+                }
+            }
         }
-    })
-}
-
-/// Appends one line, dot-stuffed and CRLF-terminated.
-fn push_line(out: &mut Vec<u8>, line: &[u8]) {
-    if line.first() == Some(&b'.') {
-        out.push(b'.');
+        at
     }
-    out.extend_from_slice(line);
-    out.extend_from_slice(b"\r\n");
-}
 
-/// Appends the whole message as a multi-line response body: CRLF line
-/// endings, dot-stuffed, terminated by `.CRLF`.
-pub(crate) fn write_message(out: &mut Vec<u8>, raw: &[u8]) {
-    // Canonical size plus a little room for dot-stuffing and the terminator.
-    out.reserve(raw.len() + raw.len() / 32 + 8);
-    for line in lines(raw) {
-        push_line(out, line);
-    }
-    out.extend_from_slice(b".\r\n");
-}
-
-/// Appends the header, the blank line separating it from the body, and the
-/// first `body_lines` lines of the body, as a multi-line response body.
-///
-/// A message without a blank line is all header and is sent whole.
-pub(crate) fn write_top(out: &mut Vec<u8>, raw: &[u8], body_lines: usize) {
-    let mut in_header = true;
-    let mut remaining = body_lines;
-    for line in lines(raw) {
-        if in_header {
-            in_header = !line.is_empty();
-        } else if remaining == 0 {
-            break;
-        } else {
-            remaining -= 1;
+    /// Ends the output: a CRLF after an unterminated last line, then the
+    /// terminating `.CRLF` (at most [`WireEncoder::FINISH_LEN`] octets).
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.at_line_start {
+            out.extend_from_slice(b"\r\n");
+            self.canonical += 2;
+            self.at_line_start = true;
         }
-        push_line(out, line);
+        out.extend_from_slice(b".\r\n");
     }
-    out.extend_from_slice(b".\r\n");
 }
 
-/// Undoes [`write_message`]: strips the terminator and the dot-stuffing.
-/// Returns `None` if `wire` is not a well-formed multi-line body.
 #[cfg(test)]
+/// Undoes the conversion: strips the terminator and the dot-stuffing.
+/// `None` if `wire` is not a well-formed multi-line body.
 pub(crate) fn unstuff(wire: &[u8]) -> Option<Vec<u8>> {
     let body = wire.strip_suffix(b".\r\n")?;
     if !(body.is_empty() || body.ends_with(b"\r\n")) {
@@ -140,8 +251,6 @@ pub(crate) fn unstuff(wire: &[u8]) -> Option<Vec<u8>> {
     for line in body.split_inclusive(|&b| b == b'\n') {
         let content = line.strip_suffix(b"\r\n")?;
         if content.first() == Some(&b'.') {
-            // A stuffed line starts with "..": a lone "." line would have
-            // ended the response, and ".x" was never stuffed.
             if content.get(1) != Some(&b'.') {
                 return None;
             }
@@ -154,79 +263,4 @@ pub(crate) fn unstuff(wire: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(raw: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        write_message(&mut out, raw);
-        out
-    }
-
-    fn top(raw: &[u8], n: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        write_top(&mut out, raw, n);
-        out
-    }
-
-    #[test]
-    fn converts_line_endings_and_stuffs_dots() {
-        let raw = b"A: b\n\r\n.hidden\r\n..two\n.\nlast";
-        let wire = message(raw);
-        assert_eq!(
-            wire,
-            b"A: b\r\n\r\n..hidden\r\n...two\r\n..\r\nlast\r\n.\r\n".to_vec()
-        );
-        let canonical = b"A: b\r\n\r\n.hidden\r\n..two\r\n.\r\nlast\r\n";
-        assert_eq!(unstuff(&wire).unwrap(), canonical.to_vec());
-        assert_eq!(canonical_size(raw), canonical.len() as u64);
-    }
-
-    #[test]
-    fn empty_message_is_just_the_terminator() {
-        assert_eq!(message(b""), b".\r\n".to_vec());
-        assert_eq!(canonical_size(b""), 0);
-        assert_eq!(unstuff(b".\r\n").unwrap(), Vec::<u8>::new());
-    }
-
-    #[test]
-    fn size_counter_agrees_across_chunk_boundaries() {
-        let raw = b"a\r\nb\nc\r\r\n\n\r\nd\r";
-        let expected = canonical_size(raw);
-        for split in 0..=raw.len() {
-            let mut counter = SizeCounter::default();
-            counter.feed(&raw[..split]);
-            counter.feed(&[]);
-            counter.feed(&raw[split..]);
-            assert_eq!(counter.finish(), expected, "split at {split}");
-        }
-        let wire = message(raw);
-        assert_eq!(unstuff(&wire).unwrap().len() as u64, expected);
-        assert_eq!(canonical_size_of(&raw[..]).unwrap(), expected);
-    }
-
-    #[test]
-    fn top_sends_header_blank_line_and_n_body_lines() {
-        let raw = b"Subject: x\nFrom: y\n\n1\n.2\n3\n";
-        assert_eq!(top(raw, 0), b"Subject: x\r\nFrom: y\r\n\r\n.\r\n".to_vec());
-        assert_eq!(
-            top(raw, 2),
-            b"Subject: x\r\nFrom: y\r\n\r\n1\r\n..2\r\n.\r\n".to_vec()
-        );
-        assert_eq!(top(raw, 99), message(raw));
-    }
-
-    #[test]
-    fn top_of_a_header_only_message_is_the_whole_message() {
-        let raw = b"Subject: x\r\nFrom: y\r\n";
-        assert_eq!(top(raw, 0), message(raw));
-    }
-
-    #[test]
-    fn unstuff_rejects_malformed_bodies() {
-        assert!(unstuff(b"abc\r\n").is_none());
-        assert!(unstuff(b"abc.\r\n").is_none());
-        assert!(unstuff(b".abc\r\n.\r\n").is_none());
-        assert!(unstuff(b"a\r\n.\r\nb\r\n.\r\n").is_none());
-    }
-}
+mod tests;

@@ -10,13 +10,26 @@
 //! releases the mailbox lock.
 
 use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use crate::command::{self, Command};
 use crate::config::Shared;
 use crate::lock::MailboxLock;
 use crate::maildir::{Mailbox, Message, hex_md5};
-use crate::message::{write_message, write_top};
+use crate::message::{Sizes, WireEncoder, measure};
+
+mod body;
+
+pub use body::{Body, BodyError, Fill, MIN_FILL_ROOM, Response};
+use body::{MessageBody, read_some};
+
+/// Messages up to this many octets are read whole before their `RETR`
+/// response starts, so its octet count is exact; larger ones are read as
+/// they are sent (see [`Session::fill`]).
+pub const WHOLE_MESSAGE_LIMIT: u64 = 256 * 1024;
 
 /// What the connection should do after sending a [`Reply`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,22 +186,47 @@ impl Session {
         }
     }
 
-    /// Handles one command line, given without its CRLF.
+    /// Handles one command line, given without its CRLF, and returns the
+    /// whole reply (a message retrieved is read into memory whole; see
+    /// [`Session::respond`] to send it in pieces).
     pub fn handle_line(&mut self, line: &[u8]) -> Reply {
+        let Response { head, body, after } = self.respond(line);
+        let mut bytes = head;
+        if let Some(mut body) = body {
+            let mark = bytes.len();
+            loop {
+                match self.fill(&mut body, &mut bytes, usize::MAX) {
+                    Ok(Fill::Done) => break,
+                    Ok(Fill::More) => {}
+                    Err(e) => {
+                        tracing::warn!(user = ?self.user(), error = %e, "cannot send message");
+                        bytes.truncate(mark);
+                        return Reply::err("[SYS/TEMP] cannot read the message, try again");
+                    }
+                }
+            }
+        }
+        Reply { bytes, after }
+    }
+
+    /// Handles one command line, given without its CRLF. The response's
+    /// [`Body`], if any, is then produced in pieces with [`Session::fill`]
+    /// (before the next command).
+    pub fn respond(&mut self, line: &[u8]) -> Response {
         let parsed = command::parse(line);
         match &mut self.state {
-            State::Closed => closed_reply(),
+            State::Closed => closed_reply().into(),
             State::Authorization { pending_user } => {
                 let pending = pending_user.take();
                 match parsed {
-                    Ok(command) => self.authorization(command, pending),
-                    Err(e) => Reply::err(e.message()),
+                    Ok(command) => self.authorization(command, pending).into(),
+                    Err(e) => Reply::err(e.message()).into(),
                 }
             }
             State::Transaction(tx) => match parsed {
-                Ok(Command::Quit) => self.update(),
+                Ok(Command::Quit) => self.update().into(),
                 Ok(command) => transaction(tx, command, &self.shared),
-                Err(e) => Reply::err(e.message()),
+                Err(e) => Reply::err(e.message()).into(),
             },
         }
     }
@@ -354,27 +392,139 @@ impl Transaction {
         Ok(message)
     }
 
-    /// Message `number` and its raw contents.
-    fn read(&self, number: usize) -> Result<(&Message, Vec<u8>), Reply> {
+    /// Opens the file of message `number`, if it exists and is not marked
+    /// as deleted.
+    fn open(&self, number: usize) -> Result<(File, fs::Metadata), Reply> {
         let message = self.message(number)?;
-        match self.mailbox.read(message) {
-            Ok(raw) => Ok((message, raw)),
-            Err(e) => {
-                tracing::warn!(user = %self.user, path = %message.path().display(), error = %e,
-                    "cannot read message");
-                Err(if e.kind() == std::io::ErrorKind::NotFound {
-                    Reply::err(&format!("message {number} no longer exists"))
-                } else {
-                    Reply::err(&format!("[SYS/TEMP] cannot read message {number}"))
-                })
+        let opened = self
+            .mailbox
+            .open(message)
+            .and_then(|file| file.metadata().map(|meta| (file, meta)));
+        opened.map_err(|e| self.read_failed(number, &e))
+    }
+
+    /// The reply when message `number` cannot be read.
+    fn read_failed(&self, number: usize, e: &io::Error) -> Reply {
+        if let Some(message) = self.mailbox.get(number) {
+            tracing::warn!(user = %self.user, path = %message.path().display(), error = %e,
+                "cannot read message");
+        }
+        if e.kind() == io::ErrorKind::NotFound {
+            Reply::err(&format!("message {number} no longer exists"))
+        } else {
+            Reply::err(&format!("[SYS/TEMP] cannot read message {number}"))
+        }
+    }
+
+    /// `RETR`: the `+OK` line with the exact size, and the message as a
+    /// body. A message of up to [`WHOLE_MESSAGE_LIMIT`] octets is read
+    /// whole first and its size counted; a larger one is streamed, with the
+    /// size the snapshot has if the file is the one it sized (same inode,
+    /// same length), or else counted in a first pass. Either way a size
+    /// found wrong is corrected in the snapshot and the size cache.
+    fn retr(&mut self, number: usize) -> Result<Response, Reply> {
+        let message = self.message(number)?;
+        let known = message.size();
+        let mut file = self
+            .mailbox
+            .open(message)
+            .map_err(|e| self.read_failed(number, &e))?;
+        if known <= WHOLE_MESSAGE_LIMIT {
+            // The POP3 size is at least the file's length (CRLF only adds
+            // octets), and a read of a regular file comes back short only
+            // at its end: one read has it all, without a stat.
+            let mut data = vec![0; usize::try_from(known).unwrap_or(0) + 1];
+            let n = read_some(&mut file, &mut data).map_err(|e| self.read_failed(number, &e))?;
+            if n < data.len() {
+                data.truncate(n);
+                return Ok(self.whole(number, &file, data));
+            }
+            // Longer than the snapshot says: as if it had said nothing.
+            file.rewind().map_err(|e| self.read_failed(number, &e))?;
+        }
+        let meta = file.metadata().map_err(|e| self.read_failed(number, &e))?;
+        if meta.len() <= WHOLE_MESSAGE_LIMIT {
+            let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
+            file.read_to_end(&mut data)
+                .map_err(|e| self.read_failed(number, &e))?;
+            return Ok(self.whole(number, &file, data));
+        }
+        let size = if self.mailbox.messages()[number - 1].matches(&meta) {
+            known
+        } else {
+            let sizes = measure(&file)
+                .and_then(|sizes| file.rewind().map(|()| sizes))
+                .map_err(|e| self.read_failed(number, &e))?;
+            self.mailbox.correct(number, sizes, meta.ino());
+            sizes.wire
+        };
+        let body = MessageBody::file(
+            number,
+            file,
+            meta.len(),
+            meta.ino(),
+            WireEncoder::message(),
+            Some(size),
+        );
+        Ok(Response {
+            head: format!("+OK {size} octets\r\n").into_bytes(),
+            body: Some(Body::message(body)),
+            after: After::Continue,
+        })
+    }
+
+    /// The `RETR` response for message `number` read whole into `data`
+    /// (from `file`): converted, its size counted on the way, and
+    /// corrected if the snapshot's is wrong.
+    fn whole(&mut self, number: usize, file: &File, data: Vec<u8>) -> Response {
+        let mut encoder = WireEncoder::message();
+        let mut wire = Vec::with_capacity(data.len() + data.len() / 16 + WireEncoder::FINISH_LEN);
+        encoder.encode(&data, &mut wire, usize::MAX);
+        let sizes = Sizes {
+            raw: data.len() as u64,
+            wire: encoder.final_len(),
+        };
+        encoder.finish(&mut wire);
+        drop(data);
+        if self
+            .mailbox
+            .get(number)
+            .is_some_and(|m| m.size() != sizes.wire)
+        {
+            match file.metadata() {
+                Ok(meta) => self.mailbox.correct(number, sizes, meta.ino()),
+                Err(e) => tracing::warn!(user = %self.user, error = %e, "cannot stat message"),
             }
         }
+        Response {
+            head: format!("+OK {} octets\r\n", sizes.wire).into_bytes(),
+            body: Some(Body::message(MessageBody::ready(number, wire))),
+            after: After::Continue,
+        }
+    }
+
+    /// `TOP`: streamed from the file, which is read only as far as needed.
+    fn top(&self, number: usize, lines: usize) -> Result<Response, Reply> {
+        let (file, meta) = self.open(number)?;
+        let body = MessageBody::file(
+            number,
+            file,
+            meta.len(),
+            meta.ino(),
+            WireEncoder::top(lines),
+            None,
+        );
+        Ok(Response {
+            head: b"+OK top of message follows\r\n".to_vec(),
+            body: Some(Body::message(body)),
+            after: After::Continue,
+        })
     }
 }
 
 /// A command in the TRANSACTION state (other than `QUIT`).
-fn transaction(tx: &mut Transaction, command: Command<'_>, shared: &Shared) -> Reply {
-    match command {
+fn transaction(tx: &mut Transaction, command: Command<'_>, shared: &Shared) -> Response {
+    let reply = match command {
         Command::Stat => {
             let (count, octets) = tx.totals();
             Reply::ok(&format!("{count} {octets}"))
@@ -385,36 +535,15 @@ fn transaction(tx: &mut Transaction, command: Command<'_>, shared: &Shared) -> R
         },
         Command::List(None) => {
             let (count, octets) = tx.totals();
-            let header = format!("{count} messages ({octets} octets)");
-            multi_line(
-                &header,
-                tx.live().map(|m| format!("{} {}", m.number(), m.size())),
-            )
+            return listing(&format!("{count} messages ({octets} octets)"), false);
         }
         Command::Uidl(Some(n)) => match tx.message(n) {
             Ok(m) => Reply::ok(&format!("{n} {}", m.uidl())),
             Err(reply) => reply,
         },
-        Command::Uidl(None) => multi_line(
-            "unique-id listing follows",
-            tx.live().map(|m| format!("{} {}", m.number(), m.uidl())),
-        ),
-        Command::Retr(n) => match tx.read(n) {
-            Ok((message, raw)) => {
-                let mut reply = Reply::ok(&format!("{} octets", message.size()));
-                write_message(&mut reply.bytes, &raw);
-                reply
-            }
-            Err(reply) => reply,
-        },
-        Command::Top { msg, lines } => match tx.read(msg) {
-            Ok((_, raw)) => {
-                let mut reply = Reply::ok("top of message follows");
-                write_top(&mut reply.bytes, &raw, lines);
-                reply
-            }
-            Err(reply) => reply,
-        },
+        Command::Uidl(None) => return listing("unique-id listing follows", true),
+        Command::Retr(n) => return tx.retr(n).unwrap_or_else(Response::from),
+        Command::Top { msg, lines } => return tx.top(msg, lines).unwrap_or_else(Response::from),
         Command::Dele(n) => match tx.message(n) {
             Ok(_) => {
                 tx.deleted[n - 1] = true;
@@ -433,6 +562,16 @@ fn transaction(tx: &mut Transaction, command: Command<'_>, shared: &Shared) -> R
             Reply::err("already logged in")
         }
         Command::Quit => unreachable!("QUIT is handled by Session::update"),
+    };
+    reply.into()
+}
+
+/// The `+OK` line of `LIST` or `UIDL`, and the listing as a body.
+fn listing(header: &str, uidls: bool) -> Response {
+    Response {
+        head: format!("+OK {header}\r\n").into_bytes(),
+        body: Some(Body::listing(uidls)),
+        after: After::Continue,
     }
 }
 

@@ -233,6 +233,18 @@ pub trait FrameHandler: Lifecycle {
         FrameErrorAction::Shutdown
     }
 
+    /// Every frame that one received buffer completed has been delivered
+    /// (to [`FrameHandler::frame`], [`FrameHandler::frame_run`] or
+    /// [`FrameHandler::frame_error`]). Called once after each read, even if
+    /// it completed no frame, and after the frames delivered at the end of
+    /// the stream, before [`FrameHandler::client_closed`]. A handler that
+    /// answers the frames of one read together (pipelined requests: one
+    /// job and one write for all of them) collects them in its state in
+    /// `frame` and acts on them here. The default does nothing.
+    fn frames_done(&self, conn: &mut FramedConn<'_, '_, Self::Codec>, state: &mut Self::State) {
+        let _ = (conn, state);
+    }
+
     /// The peer shut down its sending side, after every complete frame was
     /// delivered (a trailing partial frame was reported to `frame_error`).
     fn client_closed(&self, conn: &mut FramedConn<'_, '_, Self::Codec>, state: &mut Self::State) {
@@ -374,6 +386,7 @@ impl<F: FrameHandler> Handler for Framed<F> {
         }
         st.input.push(buf);
         self.deliver(conn, st, false);
+        self.with(conn, st, |h, fc, user, _| h.frames_done(fc, user));
         // A frame begun and not finished: its deadline runs from its first
         // byte (a frame that completes stops the timer; the next partial
         // frame starts it again).
@@ -389,6 +402,7 @@ impl<F: FrameHandler> Handler for Framed<F> {
     fn client_closed(&self, conn: &mut Conn<'_>, st: &mut Self::State) {
         if !st.discarding && !st.input.is_empty() {
             self.deliver(conn, st, true);
+            self.with(conn, st, |h, fc, user, _| h.frames_done(fc, user));
         }
         self.with(conn, st, |h, fc, user, _| h.client_closed(fc, user));
     }

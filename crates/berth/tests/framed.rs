@@ -30,6 +30,7 @@ both_engines!(
     runs_fall_back_to_single_frames_by_default,
     framed_client_learns_of_a_refused_connect,
     framed_server_is_told_of_every_completed_write,
+    frames_of_one_read_end_with_frames_done,
 );
 
 fn packets(sizes: &[u8]) -> Vec<u8> {
@@ -506,5 +507,66 @@ fn framed_server_is_told_of_every_completed_write(engine: EngineChoice) {
         h.calls.load(SeqCst) >= 3,
         "a 10 KB reply spans 4 KiB buffers"
     );
+    t.finish();
+}
+
+/// Answers the lines of each read together, in `frames_done`.
+struct Batches;
+
+impl Lifecycle for Batches {
+    type State = Vec<IoBuf>;
+}
+
+impl FrameHandler for Batches {
+    type Codec = LineCodec;
+
+    fn codec(&self) -> LineCodec {
+        LineCodec::builder().ending(LineEnding::Crlf).build()
+    }
+
+    fn frame(&self, _: &mut FramedConn<'_, '_, LineCodec>, batch: &mut Vec<IoBuf>, line: IoBuf) {
+        batch.push(line);
+    }
+
+    fn frames_done(&self, conn: &mut FramedConn<'_, '_, LineCodec>, batch: &mut Vec<IoBuf>) {
+        if batch.is_empty() {
+            return;
+        }
+        let lines: Vec<&[u8]> = batch.iter().map(|l| &l[..]).collect();
+        let reply = format!(
+            "{}:{}",
+            batch.len(),
+            String::from_utf8_lossy(&lines.join(&b","[..]))
+        );
+        conn.send(reply.as_str()).unwrap();
+        batch.clear();
+    }
+
+    fn client_closed(&self, conn: &mut FramedConn<'_, '_, LineCodec>, batch: &mut Vec<IoBuf>) {
+        assert!(batch.is_empty(), "frames_done came first");
+        conn.conn().close();
+    }
+}
+
+fn frames_of_one_read_end_with_frames_done(engine: EngineChoice) {
+    use std::io::{BufRead, BufReader};
+    let t = start(engine, Framed::new(Batches));
+    let mut s = t.connect();
+    let mut replies = BufReader::new(s.try_clone().unwrap());
+    let mut reply = |expected: &str| {
+        let mut line = String::new();
+        replies.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("{expected}\r\n"));
+    };
+    // One write, one read (on loopback): one batch.
+    s.write_all(b"a\r\nb\r\nc\r\n").unwrap();
+    reply("3:a,b,c");
+    // A partial line waits for the read that completes it.
+    s.write_all(b"d\r\ne").unwrap();
+    reply("1:d");
+    s.write_all(b"\r\n").unwrap();
+    reply("1:e");
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_end(&mut s).unwrap(), b"");
     t.finish();
 }

@@ -166,14 +166,21 @@ impl JanitorInner {
             if !expired(&pc) {
                 continue;
             }
-            if let Some(session) = guard.take() {
+            if let Some(driver) = guard.take() {
                 tracing::info!(target: LOG_TARGET, conn = %id, peer = %handle.peer_addr(),
-                    user = ?session.user(),
+                    user = ?driver.session.user(),
                     "POP3 autologout");
-                // Dropping the session releases the mailbox lock and deletes nothing.
-                drop(session);
-                let _ = handle.write(AUTOLOGOUT);
-                let _ = handle.close();
+                if driver.mid_response() {
+                    // The client stopped reading a response: a line now
+                    // would land inside it. Reset instead.
+                    let _ = handle.abort();
+                } else {
+                    let _ = handle.write(AUTOLOGOUT);
+                    let _ = handle.close();
+                }
+                // Dropping the session releases the mailbox lock and
+                // deletes nothing.
+                drop(driver);
             }
             gone.push(id);
         }

@@ -1,6 +1,6 @@
 //! Session ownership: the connection's state owns its [`Session`]; the
 //! jobs queued on the worker pool and the autologout janitor hold only
-//! [`Weak`] references to it.
+//! [`Weak`](std::sync::Weak) references to it.
 //!
 //! So when the connection closes for any reason other than `QUIT` (the
 //! client went away, a reset, the autologout, server shutdown) the session
@@ -8,86 +8,109 @@
 //! still queued for it then do nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Mutex, PoisonError};
 
-use berth::{ConnHandle, IoBuf};
+use berth::IoBuf;
 
-use super::autologout::Clock;
-use crate::{After, Reply, Session};
+use super::pump::Flow;
+use crate::{Body, Session};
 
 /// Per-connection state of the [`Pop3Handler`](super::Pop3Handler): owns
 /// the session (created when the connection is established).
 #[derive(Default)]
 pub struct ConnState {
-    pub(super) conn: Option<Arc<Pop3Conn>>,
+    pub(super) conn: Option<std::sync::Arc<Pop3Conn>>,
+    /// The command lines of the read being delivered, queued together
+    /// when it ends (`frames_done`).
+    pub(super) batch: Vec<Input>,
 }
 
 impl std::fmt::Debug for ConnState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnState")
             .field("open", &self.conn.is_some())
+            .field("batch", &self.batch.len())
             .finish()
     }
 }
 
-/// One connection's session and its last activity.
+/// One unit of client input, in order.
+pub(super) enum Input {
+    /// A command line, without its CRLF.
+    Line(IoBuf),
+    /// A line longer than the limit (its bytes were skipped).
+    TooLong,
+}
+
+impl Input {
+    /// What it costs to hold while it waits, for flow control.
+    pub(super) fn weight(&self) -> usize {
+        /// Bookkeeping per queued line.
+        const OVERHEAD: usize = 32;
+        match self {
+            Input::Line(line) => line.len() + OVERHEAD,
+            Input::TooLong => OVERHEAD,
+        }
+    }
+}
+
+/// The session of a connection and the response it is producing.
+pub(super) struct Driver {
+    pub(super) session: Session,
+    /// The rest of the response being sent, if it is not complete.
+    pub(super) body: Option<Body>,
+    /// Response bytes not yet written.
+    pub(super) out: Vec<u8>,
+}
+
+impl Driver {
+    /// Whether part of a response is still to be written: ending the
+    /// session now would cut it.
+    pub(super) fn mid_response(&self) -> bool {
+        self.body.is_some() || !self.out.is_empty()
+    }
+}
+
+/// One connection's session, its queued input and its output flow.
 pub(super) struct Pop3Conn {
     /// `None` once the session has ended (`QUIT`, too many failed logins,
-    /// autologout, a failed write). Jobs of one connection run one at a
-    /// time, so only the janitor ever competes for the lock.
-    pub(super) session: Mutex<Option<Session>>,
-    /// When a command last arrived or was answered, in milliseconds since
-    /// the janitor's epoch.
+    /// autologout, a failed write). Held by the job that runs the
+    /// connection's commands (at most one at a time), so only the janitor
+    /// ever competes for the lock.
+    pub(super) session: Mutex<Option<Driver>>,
+    /// Input waiting to run and writes in flight (see `pump.rs`).
+    pub(super) flow: Mutex<Flow>,
+    /// When a command last arrived or a response was written, in
+    /// milliseconds since the janitor's epoch.
     last_active: AtomicU64,
 }
 
 impl Pop3Conn {
-    /// A connection owning `session`, active at `now`.
+    /// A connection owning `session`, active at `now`, whose greeting has
+    /// been queued for writing.
     pub(super) fn new(session: Session, now: u64) -> Self {
         Pop3Conn {
-            session: Mutex::new(Some(session)),
+            session: Mutex::new(Some(Driver {
+                session,
+                body: None,
+                out: Vec::new(),
+            })),
+            flow: Mutex::new(Flow::after_greeting()),
             last_active: AtomicU64::new(now),
         }
     }
 
-    /// Note activity at `now` (see [`Clock::now`]).
+    /// Note activity at `now` (see [`Clock::now`](super::autologout::Clock::now)).
     pub(super) fn touch(&self, now: u64) {
         self.last_active.store(now, Ordering::Relaxed);
     }
 
-    /// When the connection was last active (see [`Clock::now`]).
+    /// When the connection was last active.
     pub(super) fn last_active(&self) -> u64 {
         self.last_active.load(Ordering::Relaxed)
     }
-}
 
-/// Run one command of a connection (on a worker) and send the reply.
-pub(super) fn respond(
-    conn: &Weak<Pop3Conn>,
-    handle: &ConnHandle,
-    clock: Clock,
-    command: impl FnOnce(&mut Session) -> Reply,
-) {
-    // The connection is gone, and with it the session: nothing to do.
-    let Some(pc) = conn.upgrade() else { return };
-    if !handle.is_open() {
-        return;
+    pub(super) fn flow(&self) -> std::sync::MutexGuard<'_, Flow> {
+        self.flow.lock().unwrap_or_else(PoisonError::into_inner)
     }
-    // A poisoned lock means an earlier job panicked; the pool has aborted
-    // the connection.
-    let Ok(mut guard) = pc.session.lock() else {
-        return;
-    };
-    let Some(session) = guard.as_mut() else {
-        return;
-    };
-    let reply = command(session);
-    let written = handle.write_buf(IoBuf::from(reply.bytes));
-    if reply.after == After::Close || written.is_err() {
-        // Dropping the session releases the mailbox lock (after QUIT the
-        // UPDATE state has already run).
-        *guard = None;
-        let _ = handle.close();
-    }
-    pc.touch(clock.now());
 }

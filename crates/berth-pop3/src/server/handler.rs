@@ -1,5 +1,5 @@
-//! The POP3 server's [`FrameHandler`]: CRLF lines in, each command a job
-//! on the worker pool.
+//! The POP3 server's [`FrameHandler`]: CRLF lines in; the lines of each
+//! read queued together and run on the worker pool (see `pump.rs`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use berth::codec::{FrameError, LineCodec, LineEnding};
 use berth::{
-    FrameErrorAction, FrameHandler, FramedConn, IoBuf, Lifecycle, ServerEvent, WorkerPool,
+    Conn, FrameErrorAction, FrameHandler, FramedConn, IoBuf, Lifecycle, ServerEvent, WorkerPool,
 };
 
 use super::LOG_TARGET;
 use super::autologout::Janitor;
-use super::conn::{ConnState, Pop3Conn, respond};
-use crate::{Reply, Session, Shared};
+use super::conn::{ConnState, Input, Pop3Conn};
+use crate::{Session, Shared};
 
 /// The longest command line, CRLF included (RFC 2449 section 4).
 pub const MAX_LINE: usize = crate::command::MAX_LINE_LEN;
@@ -25,9 +25,10 @@ pub const MAX_LINE: usize = crate::command::MAX_LINE_LEN;
 /// also starts its worker pool and autologout timer.
 ///
 /// The IO threads only frame CRLF lines (at most [`MAX_LINE`] octets) and
-/// write the greeting; every command runs on the worker pool, one at a
-/// time and in order per connection. Dropping the handler (with the server
-/// that runs it) stops the autologout timer.
+/// write the greeting; every command runs on the worker pool, in order per
+/// connection, the lines of one read together as one job whose responses
+/// go out in as few writes as fit in 64 KiB chunks. Dropping the handler
+/// (with the server that runs it) stops the autologout timer.
 pub struct Pop3Handler {
     shared: Arc<Shared>,
     pool: WorkerPool,
@@ -58,24 +59,19 @@ impl Pop3Handler {
         &self.pool
     }
 
-    /// Queue `command` for the connection; it runs on a worker, after every
-    /// command queued before it.
-    fn submit(
-        &self,
-        conn: &mut FramedConn<'_, '_, LineCodec>,
-        st: &ConnState,
-        command: impl FnOnce(&mut Session) -> Reply + Send + 'static,
-    ) {
-        let Some(pc) = &st.conn else { return };
+    /// Submit a job that runs the connection's pump (see `pump.rs`).
+    fn schedule(&self, conn: &mut Conn<'_>, pc: &Arc<Pop3Conn>) {
         let clock = self.janitor.clock();
-        pc.touch(clock.now());
         let weak = Arc::downgrade(pc);
-        let submitted = self.pool.submit(conn.conn(), move |handle| {
-            respond(&weak, handle, clock, command);
+        let submitted = self.pool.submit(conn, move |handle| {
+            // The connection is gone, and with it the session: nothing to do.
+            if let Some(pc) = weak.upgrade() {
+                pc.pump(handle, clock);
+            }
         });
         if submitted.is_err() {
             // The pool is shutting down, so is the server.
-            conn.conn().close();
+            conn.close();
         }
     }
 }
@@ -90,6 +86,14 @@ impl std::fmt::Debug for Pop3Handler {
 
 impl Lifecycle for Pop3Handler {
     type State = ConnState;
+
+    fn write_completed(&self, conn: &mut Conn<'_>, st: &mut ConnState, _: IoBuf) {
+        if let Some(pc) = &st.conn
+            && pc.written()
+        {
+            self.schedule(conn, pc);
+        }
+    }
 
     fn server_event(&self, event: ServerEvent<'_>) {
         // A reset, an abort or the server's shutdown closes the connection
@@ -118,14 +122,33 @@ impl FrameHandler for Pop3Handler {
     ) {
         // Creating the session and its greeting does no IO.
         let mut session = Session::new(Arc::clone(&self.shared));
-        let _ = conn.conn().write(&session.greeting());
+        // One buffer: one `write_completed`, which the flow counts.
+        let _ = conn.conn().write_buf(IoBuf::from(session.greeting()));
         let pc = Arc::new(Pop3Conn::new(session, self.janitor.clock().now()));
         self.janitor.watch(conn.handle(), &pc);
         st.conn = Some(pc);
     }
 
-    fn frame(&self, conn: &mut FramedConn<'_, '_, LineCodec>, st: &mut ConnState, line: IoBuf) {
-        self.submit(conn, st, move |session| session.handle_line(&line));
+    fn frame(&self, _: &mut FramedConn<'_, '_, LineCodec>, st: &mut ConnState, line: IoBuf) {
+        st.batch.push(Input::Line(line));
+    }
+
+    fn frames_done(&self, conn: &mut FramedConn<'_, '_, LineCodec>, st: &mut ConnState) {
+        if st.batch.is_empty() {
+            return;
+        }
+        let Some(pc) = &st.conn else {
+            st.batch.clear();
+            return;
+        };
+        pc.touch(self.janitor.clock().now());
+        let queued = pc.queue(st.batch.drain(..));
+        if queued.pause {
+            conn.conn().pause_reading();
+        }
+        if queued.schedule {
+            self.schedule(conn.conn(), pc);
+        }
     }
 
     fn frame_error(
@@ -138,7 +161,7 @@ impl FrameHandler for Pop3Handler {
             // Answered through the pool too, so that the reply keeps its
             // place among pipelined commands. The codec skips the rest of
             // the line.
-            self.submit(conn, st, Session::line_too_long);
+            st.batch.push(Input::TooLong);
             FrameErrorAction::Continue
         } else {
             // A last line without CRLF before the client closed: nothing to

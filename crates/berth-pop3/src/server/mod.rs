@@ -50,11 +50,17 @@
 //!
 //! - The IO threads only frame CRLF lines (`LineCodec`, at most
 //!   [`MAX_LINE`] octets including CRLF, RFC 2449) and write the greeting.
-//! - Every command line becomes a job on a [`berth::WorkerPool`], which
-//!   runs the jobs of one connection one at a time and in order. So
-//!   everything that touches the Maildir (the login snapshot, `RETR`,
-//!   `TOP`, `QUIT`'s UPDATE) runs on a worker, never on an IO thread, and
-//!   pipelined commands are answered in the order they were sent.
+//! - The command lines of one read are queued together and run by one job
+//!   on a [`berth::WorkerPool`], in order; the responses are gathered into
+//!   64 KiB chunks, so pipelined commands cost one worker hop and, when
+//!   their responses are short, one write. Everything that touches the
+//!   Maildir (the login snapshot, `RETR`, `TOP`, `QUIT`'s UPDATE) runs on
+//!   a worker, never on an IO thread.
+//! - Long responses (a large message, the listing of a large mailbox) are
+//!   produced a chunk at a time, with at most two chunks queued for
+//!   writing per connection: the next is produced when `write_completed`
+//!   reports one written. So a session's memory stays bounded even for a
+//!   200 MB message or a client that does not read.
 //! - A small thread closes sessions idle for longer than
 //!   [`Pop3ServerBuilder::idle_timeout`] (the RFC 1939 autologout timer)
 //!   without entering the UPDATE state.
@@ -73,6 +79,7 @@ mod builder;
 mod conn;
 mod error;
 mod handler;
+mod pump;
 mod running;
 
 pub use builder::{DEFAULT_IDLE_TIMEOUT, DEFAULT_WORKERS, Pop3ServerBuilder};

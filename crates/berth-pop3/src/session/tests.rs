@@ -124,6 +124,8 @@ fn timestamp_of(greeting: &[u8]) -> String {
 }
 
 mod auth;
+mod streaming;
+mod writers;
 
 #[test]
 fn list_stat_uidl_top_and_retr() {

@@ -1,0 +1,365 @@
+//! Responses whose body is produced in pieces: a message for `RETR` and
+//! `TOP`, the listing of `LIST` and `UIDL`. A [`Response`] carries the
+//! status line and, for these, a [`Body`] that [`Session::fill`] turns into
+//! wire bytes a bounded piece at a time, so a 200 MB message or a 100,000
+//! line listing never has to be in memory at once.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use super::{After, Reply, Session, State, Transaction};
+use crate::message::{Sizes, WireEncoder};
+
+/// The file read buffer of a streamed message.
+const READ_BUF: usize = 64 * 1024;
+
+/// The longest listing line: a message number, a space, a 70-character
+/// UIDL (or a size), CRLF.
+const MAX_LISTING_LINE: usize = 20 + 1 + 70 + 2;
+
+/// The least room [`Session::fill`] works with: a smaller `limit` is
+/// raised to this much beyond the output's length, so every call makes
+/// progress.
+pub const MIN_FILL_ROOM: usize = 128;
+
+/// The response to one command line, for a server that sends it in
+/// pieces: the status line (with the whole body, for short responses), and
+/// the rest of a multi-line response as a [`Body`] to produce with
+/// [`Session::fill`] before the next command runs.
+#[derive(Debug)]
+pub struct Response {
+    /// The bytes to send first.
+    pub head: Vec<u8>,
+    /// The rest of a multi-line response, if it is produced in pieces.
+    pub body: Option<Body>,
+    /// Whether to keep the connection open after the whole response.
+    pub after: After,
+}
+
+impl From<Reply> for Response {
+    fn from(reply: Reply) -> Self {
+        Response {
+            head: reply.bytes,
+            body: None,
+            after: reply.after,
+        }
+    }
+}
+
+/// The body of a multi-line response still to be produced (see
+/// [`Session::fill`]); it ends with the terminating `.CRLF`.
+#[derive(Debug)]
+pub struct Body {
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Message(MessageBody),
+    Listing(Listing),
+}
+
+/// Whether a [`Body`] is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// The output is full: send it and call [`Session::fill`] again.
+    More,
+    /// The body is complete, terminator included.
+    Done,
+}
+
+/// Why a [`Body`] could not be completed. Part of the response may already
+/// be in the output, so the connection must end without the terminator
+/// (an abortive close): the client then knows it did not get the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The message file could not be read.
+    #[error("cannot read message {number}: {source}")]
+    Read {
+        /// The message number.
+        number: usize,
+        /// The error from the file system.
+        #[source]
+        source: io::Error,
+    },
+    /// The message file changed while it was sent: its size is no longer
+    /// the one announced in the `+OK` line. The new size is recorded (in
+    /// the session and the size cache) for the next attempt.
+    #[error(
+        "message {number} changed while it was sent: {announced} octets announced, {actual} read"
+    )]
+    Changed {
+        /// The message number.
+        number: usize,
+        /// The size announced.
+        announced: u64,
+        /// The size of what was read.
+        actual: u64,
+    },
+}
+
+impl Body {
+    pub(super) fn message(message: MessageBody) -> Self {
+        Body {
+            kind: Kind::Message(message),
+        }
+    }
+
+    pub(super) fn listing(uidls: bool) -> Self {
+        Body {
+            kind: Kind::Listing(Listing { uidls, next: 0 }),
+        }
+    }
+}
+
+/// Where a message's octets come from.
+enum Source {
+    /// Read and converted whole before the response started: the wire
+    /// form, terminator included, still to be copied out from `pos`.
+    Ready { wire: Vec<u8>, pos: usize },
+    /// Read as it is sent, through a buffer of [`READ_BUF`] octets; `read`
+    /// counts the file's octets so far.
+    File {
+        file: File,
+        buf: Vec<u8>,
+        start: usize,
+        end: usize,
+        eof: bool,
+        read: u64,
+    },
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Ready { wire, pos } => f
+                .debug_struct("Ready")
+                .field("len", &wire.len())
+                .field("pos", pos)
+                .finish(),
+            Source::File {
+                start, end, eof, ..
+            } => f
+                .debug_struct("File")
+                .field("buffered", &(end - start))
+                .field("eof", eof)
+                .finish(),
+        }
+    }
+}
+
+/// A message (or its top) being converted to wire form.
+#[derive(Debug)]
+pub(super) struct MessageBody {
+    number: usize,
+    source: Source,
+    encoder: WireEncoder,
+    /// The size announced in the `+OK` line, checked when the file has
+    /// been read to its end (`RETR` of a streamed file).
+    check: Option<u64>,
+    /// The file's inode, for a correction.
+    ino: u64,
+}
+
+/// How far [`MessageBody::fill`] got.
+enum Step {
+    More,
+    Done,
+    /// The whole file was read and its size is not the one announced.
+    Mismatch(Sizes),
+}
+
+impl MessageBody {
+    /// A message already in wire form (see [`WireEncoder`]).
+    pub(super) fn ready(number: usize, wire: Vec<u8>) -> Self {
+        MessageBody {
+            number,
+            source: Source::Ready { wire, pos: 0 },
+            encoder: WireEncoder::message(),
+            check: None,
+            ino: 0,
+        }
+    }
+
+    /// A message read from `file` as it is sent. With `check`, the file
+    /// is read to its end and its size must be `check`.
+    pub(super) fn file(
+        number: usize,
+        file: File,
+        len: u64,
+        ino: u64,
+        encoder: WireEncoder,
+        check: Option<u64>,
+    ) -> Self {
+        let buf_len = usize::try_from(len.saturating_add(1)).map_or(READ_BUF, |n| n.min(READ_BUF));
+        MessageBody {
+            number,
+            source: Source::File {
+                file,
+                buf: vec![0; buf_len],
+                start: 0,
+                end: 0,
+                eof: false,
+                read: 0,
+            },
+            encoder,
+            check,
+            ino,
+        }
+    }
+
+    fn fill(&mut self, out: &mut Vec<u8>, limit: usize) -> io::Result<Step> {
+        const ROOM: usize = WireEncoder::MIN_ROOM + WireEncoder::FINISH_LEN;
+        loop {
+            if limit.saturating_sub(out.len()) < ROOM {
+                return Ok(Step::More);
+            }
+            let (file, buf, start, end, eof, read) = match &mut self.source {
+                Source::Ready { wire, pos } => {
+                    let n = (limit - out.len()).min(wire.len() - *pos);
+                    out.extend_from_slice(&wire[*pos..*pos + n]);
+                    *pos += n;
+                    if *pos < wire.len() {
+                        return Ok(Step::More);
+                    }
+                    // Memory goes back as soon as the body is done.
+                    *wire = Vec::new();
+                    *pos = 0;
+                    return Ok(Step::Done);
+                }
+                Source::File {
+                    file,
+                    buf,
+                    start,
+                    end,
+                    eof,
+                    read,
+                } => (file, buf, start, end, eof, read),
+            };
+            if start == end && !*eof {
+                let n = read_some(file, buf)?;
+                *read += n as u64;
+                (*start, *end, *eof) = (0, n, n == 0);
+            }
+            out.reserve((*end - *start + ROOM).min(limit - out.len()));
+            *start += self.encoder.encode(&buf[*start..*end], out, limit);
+            let exhausted = *start == *end && *eof;
+            if self.encoder.is_stopped() || exhausted {
+                if limit - out.len() < WireEncoder::FINISH_LEN {
+                    return Ok(Step::More);
+                }
+                if let Some(announced) = self.check {
+                    let sizes = Sizes {
+                        raw: *read,
+                        wire: self.encoder.final_len(),
+                    };
+                    if sizes.wire != announced {
+                        return Ok(Step::Mismatch(sizes));
+                    }
+                }
+                self.encoder.finish(out);
+                self.source = Source::Ready {
+                    wire: Vec::new(),
+                    pos: 0,
+                };
+                return Ok(Step::Done);
+            }
+        }
+    }
+}
+
+/// Reads once into `buf`, retrying when interrupted.
+pub(super) fn read_some(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// The lines of `LIST` or `UIDL`, from message index `next` on.
+#[derive(Debug)]
+struct Listing {
+    uidls: bool,
+    next: usize,
+}
+
+impl Listing {
+    fn fill(&mut self, tx: Option<&Transaction>, out: &mut Vec<u8>, limit: usize) -> Fill {
+        use std::io::Write as _;
+        if let Some(tx) = tx {
+            let messages = tx.mailbox.messages();
+            while self.next < messages.len() {
+                if limit.saturating_sub(out.len()) < MAX_LISTING_LINE + 3 {
+                    return Fill::More;
+                }
+                let (message, deleted) = (&messages[self.next], tx.deleted[self.next]);
+                self.next += 1;
+                if deleted {
+                    continue;
+                }
+                let _ = write!(out, "{} ", message.number());
+                if self.uidls {
+                    out.extend_from_slice(message.uidl_bytes());
+                } else {
+                    let _ = write!(out, "{}", message.size());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        out.extend_from_slice(b".\r\n");
+        Fill::Done
+    }
+}
+
+impl Session {
+    /// Produces the next piece of `body` (from the [`Response`] to the
+    /// command just handled) into `out`, which it does not let grow past
+    /// `limit` octets, nor past `out.len() + MIN_FILL_ROOM` if that is
+    /// more (so every call makes progress). [`Fill::More`]: send `out`,
+    /// then call again; [`Fill::Done`]: the response is complete. Call it
+    /// until the body is done before the session handles the next command.
+    ///
+    /// # Errors
+    ///
+    /// [`BodyError`]: the message could not be sent whole; end the
+    /// connection abortively, without the terminator.
+    pub fn fill(
+        &mut self,
+        body: &mut Body,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<Fill, BodyError> {
+        let limit = limit.max(out.len() + MIN_FILL_ROOM);
+        match &mut body.kind {
+            Kind::Listing(listing) => {
+                let tx = match &self.state {
+                    State::Transaction(tx) => Some(&**tx),
+                    _ => None,
+                };
+                Ok(listing.fill(tx, out, limit))
+            }
+            Kind::Message(message) => match message.fill(out, limit) {
+                Ok(Step::More) => Ok(Fill::More),
+                Ok(Step::Done) => Ok(Fill::Done),
+                Ok(Step::Mismatch(sizes)) => {
+                    let number = message.number;
+                    if let State::Transaction(tx) = &mut self.state {
+                        tx.mailbox.correct(number, sizes, message.ino);
+                    }
+                    Err(BodyError::Changed {
+                        number,
+                        announced: message.check.unwrap_or_default(),
+                        actual: sizes.wire,
+                    })
+                }
+                Err(source) => Err(BodyError::Read {
+                    number: message.number,
+                    source,
+                }),
+            },
+        }
+    }
+}
