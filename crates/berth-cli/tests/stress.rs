@@ -498,7 +498,7 @@ fn reset_mid_write(addr: SocketAddr, id: usize) {
 
 /// 20 clients reset their connections while the echo server is in the
 /// middle of large writes to them: each reset is reported (`-v` logs
-/// "connection reset"), every descriptor is given back, and the server
+/// "reason=reset"), every descriptor is given back, and the server
 /// goes on serving.
 fn a_reset_in_the_middle_of_a_large_write_is_cleaned_up(engine: &str) {
     let _one = one_at_a_time();
@@ -513,7 +513,7 @@ fn a_reset_in_the_middle_of_a_large_write_is_cleaned_up(engine: &str) {
     srv.settle_fds();
     echo_clients(addr, 4, 256 << 10);
     for _ in 0..RESETTERS {
-        srv.run.wait_for("connection reset");
+        srv.run.wait_for("reason=reset");
     }
     srv.end();
 }
