@@ -57,11 +57,21 @@ fn field(json: &str, name: &str) -> f64 {
     rest[..end].trim().parse().unwrap()
 }
 
+/// The load runs of this file, one at a time: each measures a window of
+/// half a second, and the attackers' thousands of sockets or another
+/// churn run beside it would make that window say more about the machine
+/// than about the bench.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn server(sub: &str, engine: &str) -> Running {
     Running::spawn(berth(&[sub, "--listen", "127.0.0.1:0", "--engine", engine]))
 }
 
 fn bench_ping_pong_and_pipelined_against_echo(engine: &str) {
+    let _serial = one_at_a_time();
     let srv = server("echo", engine);
     for extra in [
         &["--conns", "10"][..],
@@ -78,6 +88,7 @@ fn bench_ping_pong_and_pipelined_against_echo(engine: &str) {
 }
 
 fn bench_packet_mode_against_packet_echo(engine: &str) {
+    let _serial = one_at_a_time();
     let srv = server("packet-echo", engine);
     // 1000-byte messages travel as several packets of at most 255 bytes.
     let json = bench(
@@ -90,6 +101,7 @@ fn bench_packet_mode_against_packet_echo(engine: &str) {
 }
 
 fn bench_churn_and_open_loop(engine: &str) {
+    let _serial = one_at_a_time();
     let srv = server("echo", engine);
     // Churn against loopback connects from 127.0.0.2-5 by default, with
     // ports chosen in turn; `--source` names the addresses instead.
@@ -169,6 +181,7 @@ fn bench_source_is_used_and_checked() {
 }
 
 fn bench_attackers_run_beside_the_load_and_stop_with_it(engine: &str) {
+    let _serial = one_at_a_time();
     let srv = server("echo", engine);
     let t0 = std::time::Instant::now();
     let json = bench(
@@ -208,6 +221,7 @@ fn bench_attackers_run_beside_the_load_and_stop_with_it(engine: &str) {
 }
 
 fn bench_slowloris_shed_by_the_frame_timeout_come_back_with_reconnect(engine: &str) {
+    let _serial = one_at_a_time();
     // packet-echo closes a packet still incomplete a second after its
     // first byte; a slowloris packet takes 255 bytes at 10 a second.
     let srv = Running::spawn(berth(&[
