@@ -126,7 +126,7 @@ impl IoSide {
             if matches!(op, ConnOp::Released) {
                 released += 1;
             }
-            st.apply(op, budget);
+            st.apply(op, budget, 0);
             if !st.handles_held() {
                 assert_eq!(st.wq_bytes, writers, "handles gone before their writes");
             }
