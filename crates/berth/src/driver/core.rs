@@ -132,19 +132,6 @@ impl<H: Handler, I> Core<H, I> {
         USER_PAUSED
     };
 
-    /// A live connection's entry and the thread's timer wheel, at once.
-    #[inline]
-    pub(super) fn entry_wheel(
-        &mut self,
-        key: Key,
-    ) -> Option<(&mut Entry<H::State, I>, &mut Wheel)> {
-        let slot = self.slots.get_mut(key.idx as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        Some((slot.entry.as_deref_mut()?, &mut self.wheel))
-    }
-
     /// A live connection's entry, the write budget and the wheel, at once.
     #[inline]
     pub(super) fn entry_parts(&mut self, key: Key) -> Option<Parts<'_, H::State, I>> {
@@ -157,19 +144,6 @@ impl<H: Handler, I> Core<H, I> {
             budget: &mut self.budget,
             wheel: &mut self.wheel,
         })
-    }
-
-    /// A live connection's entry and the thread's write budget, at once.
-    #[inline]
-    pub(super) fn entry_budget(
-        &mut self,
-        key: Key,
-    ) -> Option<(&mut Entry<H::State, I>, &mut WriteBudget)> {
-        let slot = self.slots.get_mut(key.idx as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        Some((slot.entry.as_deref_mut()?, &mut self.budget))
     }
 
     /// Live connections on this thread.
@@ -335,7 +309,7 @@ impl<H: Handler, I> Core<H, I> {
             // told the client's address (`proxy.rs`).
             let limit = self.budget.limits.frame_timeout;
             let at = limit.map(|l| self.now.saturating_add(Wheel::ticks(l)));
-            if let Some((e, wheel)) = self.entry_wheel(key) {
+            if let Some(Parts { e, wheel, .. }) = self.entry_parts(key) {
                 e.st.set(AWAIT_PROXY);
                 if let Some(at) = at {
                     e.st.timers.frame_at = at;

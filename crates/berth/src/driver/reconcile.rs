@@ -104,7 +104,10 @@ impl<H: Handler, I> Core<H, I> {
     }
 
     fn write_done<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key, res: io::Result<usize>) {
-        let Some(e) = self.entry(key) else { return };
+        let now = self.now;
+        let Some(Parts { e, budget, .. }) = self.entry_parts(key) else {
+            return;
+        };
         e.st.clear(WRITING);
         let mut n = match res {
             Ok(n) => n,
@@ -113,10 +116,6 @@ impl<H: Handler, I> Core<H, I> {
         if e.st.has(RELEASING | ABORT) {
             return;
         }
-        let now = self.now;
-        let Some((e, budget)) = self.entry_budget(key) else {
-            return;
-        };
         e.st.unreserve(n, budget);
         e.st.last_active = now;
         ThreadStats::add(&self.stats.bytes_written, n as u64);

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use crate::driver::backend::Backend;
-use crate::driver::core::Core;
+use crate::driver::core::{Core, Parts};
 use crate::driver::key::Key;
 use crate::driver::state::{ConnState, flags::*};
 use crate::driver::stats::CloseReason;
@@ -110,7 +110,7 @@ impl<H: Handler, I> Core<H, I> {
     fn fire<B: Backend<Io = I>>(&mut self, be: &mut B, d: Due) {
         let now = self.wheel.now();
         let idle = self.budget.limits.idle_timeout.map(Wheel::ticks);
-        let Some((e, wheel)) = self.entry_wheel(d.key) else {
+        let Some(Parts { e, wheel, .. }) = self.entry_parts(d.key) else {
             return; // the connection is gone: a stale entry
         };
         if e.st.has(RELEASING) {

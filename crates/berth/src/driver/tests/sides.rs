@@ -11,7 +11,8 @@ use crate::conn::ConnEnv;
 fn conn_sides(h: &mut Harness, k: Key) -> (bool, bool) {
     let pool = h.core.pool.clone();
     let mailbox = Arc::clone(&h.core.mailbox);
-    let (e, budget) = h.core.entry_budget(k).expect("live connection");
+    let crate::driver::core::Parts { e, budget, .. } =
+        h.core.entry_parts(k).expect("live connection");
     let conn = Conn {
         st: &mut e.st,
         env: ConnEnv {
