@@ -225,7 +225,7 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     gauge(enc, "io_threads", "IO threads.", None, s.io_threads)?;
     let info = Info::new([
         ("version", env!("CARGO_PKG_VERSION")),
-        ("engine", engine_name(s.engine)),
+        ("engine", s.engine.name()),
     ]);
     let m = enc.encode_descriptor(
         "build",
@@ -237,13 +237,6 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
 }
 
 /// The engine's name in the `engine` label (as in the startup log line).
-fn engine_name(engine: EngineKind) -> &'static str {
-    match engine {
-        EngineKind::Uring => "io_uring",
-        EngineKind::Epoll => "epoll",
-    }
-}
-
 fn counter<N: EncodeCounterValue>(
     enc: &mut DescriptorEncoder,
     name: &str,

@@ -37,12 +37,19 @@ pub enum EngineKind {
     Epoll,
 }
 
-impl fmt::Display for EngineKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl EngineKind {
+    /// The engine's name in logs, stats and metrics: `io_uring` or `epoll`.
+    pub fn name(self) -> &'static str {
+        match self {
             EngineKind::Uring => "io_uring",
             EngineKind::Epoll => "epoll",
-        })
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
