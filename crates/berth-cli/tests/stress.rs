@@ -26,10 +26,7 @@ use support::{BERTH, Running, TIMEOUT, berth, both_engines};
 both_engines!(
     ten_thousand_concurrent_connections_echo_sequence_numbered_data,
     slowloris_connections_do_not_take_service_from_normal_clients,
-    a_client_that_never_reads_leaves_server_memory_bounded
-        uring #[ignore = "a known io_uring limit (SECURITY.md): the bytes received in the pass that made \
-            the connection unwritable (its socket queue, up to the ring) stay stashed, so a \
-            never-reading connection holds a few MiB, not a few buffers"],
+    a_client_that_never_reads_leaves_server_memory_bounded,
     a_reset_in_the_middle_of_a_large_write_is_cleaned_up,
     half_close_while_the_server_keeps_writing,
     sigterm_under_load_drains_with_a_lingering_close,

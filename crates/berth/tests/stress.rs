@@ -19,14 +19,8 @@ use berth::{
 use common::*;
 
 both_engines!(
-    never_reading_clients_hold_a_bounded_number_of_buffers
-        uring #[ignore = "a known io_uring limit (SECURITY.md): the bytes received in the pass that made \
-            the connection unwritable (its socket queue, up to the ring) stay stashed, so a \
-            never-reading connection holds a few MiB, not a few buffers"],
-    never_reading_packet_clients_hold_a_bounded_number_of_buffers
-        uring #[ignore = "a known io_uring limit (SECURITY.md): the bytes received in the pass that made \
-            the connection unwritable (its socket queue, up to the ring) stay stashed, so a \
-            never-reading connection holds a few MiB, not a few buffers"],
+    never_reading_clients_hold_a_bounded_number_of_buffers,
+    never_reading_packet_clients_hold_a_bounded_number_of_buffers,
     a_reset_in_the_middle_of_a_large_write_returns_every_buffer,
     half_close_while_the_server_keeps_writing_returns_every_buffer,
     pause_and_resume_accepting_under_load_loses_no_connection,

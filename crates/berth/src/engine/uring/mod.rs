@@ -301,6 +301,7 @@ impl Ring {
         if !more {
             io.recv = OpState::Idle;
         }
+        let uncapped = self.uncap_recv(res);
         if io.closing {
             if !io.busy() {
                 core.released(self, key);
@@ -314,7 +315,7 @@ impl Ring {
                 }
             }
             0 => core.on_eof(self, key),
-            e if e == -libc::ENOBUFS || e == -libc::ECANCELED => {}
+            e if e == -libc::ENOBUFS || e == -libc::ECANCELED || uncapped => {}
             e => {
                 let err = io::Error::from_raw_os_error(-e);
                 core.on_read_error(self, key, err);

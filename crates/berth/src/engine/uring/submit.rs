@@ -22,6 +22,36 @@ use crate::driver::stats::ThreadStats;
 /// Most buffers gathered into one `sendmsg`.
 const MAX_IOV: usize = 8;
 
+/// The most bytes one multishot receive takes before the kernel ends it
+/// (it is re-armed at once while the connection wants data). Without a
+/// cap, a receive keeps draining its socket while data arrives, so a
+/// connection held back by its write queue could stash everything its
+/// socket had queued (MiBs on loopback) before the pause's cancel lands;
+/// with it, at most this much beyond the engine's pause slack. Linux 6.16
+/// reads it from `sqe->optlen`; older kernels refuse the receive with
+/// EINVAL, and the engine then arms them uncapped (`Ring::uncap_recv`).
+pub(super) const RECV_ARM_CAP: u32 = 256 * 1024;
+
+/// Where `optlen` sits in a 64-byte submission entry (after opcode,
+/// flags, ioprio, fd, off, addr, len, op flags, user_data, buf_group and
+/// personality), as `include/uapi/linux/io_uring.h` lays it out.
+const SQE_OPTLEN_OFFSET: usize = 44;
+
+const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
+
+/// `entry` with its `optlen` field set: the io-uring crate's `RecvMulti`
+/// has no setter for the multishot byte cap.
+fn with_optlen(entry: squeue::Entry, optlen: u32) -> squeue::Entry {
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte
+    // `io_uring_sqe` (size checked above), a plain-data struct with no
+    // padding-sensitive invariants, so it may be viewed as bytes and any
+    // bytes form a valid value; the entry is moved, not shared.
+    let mut raw: [u8; 64] = unsafe { std::mem::transmute(entry) };
+    raw[SQE_OPTLEN_OFFSET..SQE_OPTLEN_OFFSET + 4].copy_from_slice(&optlen.to_ne_bytes());
+    // SAFETY: as above; only the `optlen` union member changed.
+    unsafe { std::mem::transmute::<[u8; 64], squeue::Entry>(raw) }
+}
+
 /// Per-connection engine state. It lives inside the connection's boxed
 /// table entry, so the iovecs and msghdr keep their address while a send
 /// that points at them is in flight (the `Backend` contract, promise 1).
@@ -61,6 +91,9 @@ pub(crate) struct Ring {
     pub(super) wake: OpState,
     /// Where the eventfd read lands; boxed so its address is stable.
     pub(super) wake_buf: Box<u64>,
+    /// The byte cap of a multishot receive ([`RECV_ARM_CAP`]); 0 once the
+    /// kernel has refused it.
+    recv_cap: u32,
 }
 
 impl Ring {
@@ -84,6 +117,7 @@ impl Ring {
             accept: OpState::Idle,
             wake: OpState::Idle,
             wake_buf: Box::new(0),
+            recv_cap: RECV_ARM_CAP,
         }
     }
 
@@ -135,11 +169,25 @@ impl Ring {
 
     pub(super) fn arm_recv(&mut self, key: Key, io: &mut UringIo) {
         let fd = types::Fd(io.sock.as_raw_fd());
-        let sqe = opcode::RecvMulti::new(fd, self.bufs.bgid())
-            .build()
-            .user_data(user_data(K_RECV, key));
+        let sqe = opcode::RecvMulti::new(fd, self.bufs.bgid()).build();
+        let sqe = with_optlen(sqe, self.recv_cap).user_data(user_data(K_RECV, key));
         self.push(sqe);
         io.recv = OpState::Armed;
+    }
+
+    /// Whether a receive that failed with `res` was refused for its byte
+    /// cap (a kernel before 6.16); if so, receives are armed uncapped from
+    /// now on and the caller re-arms.
+    pub(super) fn uncap_recv(&mut self, res: i32) -> bool {
+        if res != -libc::EINVAL || self.recv_cap == 0 {
+            return false;
+        }
+        self.recv_cap = 0;
+        tracing::warn!(
+            "this kernel has no byte cap for multishot receives (Linux 6.16): a connection \
+             held back by its write queue may stash up to its socket's receive queue"
+        );
+        true
     }
 
     pub(super) fn cancel(&mut self, target: u64, key: Key) {
