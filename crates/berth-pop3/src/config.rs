@@ -34,7 +34,9 @@ pub struct Config {
     /// no such message) the next one closes the session, without the
     /// UPDATE state. Failed logins are not counted (they have
     /// [`Config::max_auth_failures`]), nor refusals that are not the
-    /// client's doing (`[IN-USE]`, `[SYS/TEMP]`).
+    /// client's doing (`[IN-USE]`, `[SYS/TEMP]`). The count is per
+    /// session: good commands in between do not reset it (Dovecot, whose
+    /// default this is, counts bad commands in a row).
     pub max_bad_commands: u32,
     /// How long the answer to a first failed `PASS`/`APOP` from a client
     /// address is held back; each further failure from it doubles the
