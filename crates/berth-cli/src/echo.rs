@@ -34,7 +34,7 @@ pub fn run_echo(args: EchoArgs, log: LogFormat) -> Result<(), String> {
         startup,
         Echo::new(welcome),
         ECHO_BUFFER_SIZE,
-        Some(idle),
+        |b, _| b.idle_timeout(idle),
         None,
     )
 }
@@ -47,7 +47,7 @@ pub fn run_packet_echo(args: EchoArgs, log: LogFormat) -> Result<(), String> {
         startup,
         Framed::new(PacketEcho::new(welcome)),
         ECHO_BUFFER_SIZE,
-        Some(idle),
+        |b, _| b.idle_timeout(idle),
         None,
     )
 }

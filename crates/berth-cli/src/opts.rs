@@ -98,7 +98,7 @@ impl ServerOpts {
         Duration::from_secs(self.idle_timeout.unwrap_or(default_secs))
     }
 
-    fn builder(&self, default_buffer_size: u32, idle: Option<Duration>) -> ServerBuilder {
+    fn builder(&self, default_buffer_size: u32) -> ServerBuilder {
         let buffer_size = self.buffer_size.unwrap_or(default_buffer_size);
         let mut b = berth::Server::builder()
             .listen(self.listen)
@@ -113,9 +113,6 @@ impl ServerOpts {
             .frame_timeout(Duration::from_secs(self.frame_timeout))
             .proxy_protocol(self.proxy_protocol)
             .reuse_port(self.reuse_port);
-        if let Some(idle) = idle {
-            b = b.idle_timeout(idle);
-        }
         if let Some(n) = self.max_connections {
             b = b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
         }
@@ -139,18 +136,19 @@ impl ServerOpts {
 
     /// Start `handler`, serve until SIGTERM/SIGINT or `berth ctl shutdown`,
     /// then drain. `default_buffer_size` applies unless `--buffer-size` is
-    /// given; `idle` is the idle timeout (`None`: the handler keeps its
-    /// own); `workers` is the handler's worker pool, if any (for stats, and
-    /// shut down after the drain).
+    /// given; `configure` adds the subcommand's own settings to the
+    /// server built from the flags (its idle timeout, say); `workers` is
+    /// the handler's worker pool, if any (for stats, and shut down after
+    /// the drain).
     pub fn serve<H: Handler>(
         &self,
         mut startup: Startup,
         handler: H,
         default_buffer_size: u32,
-        idle: Option<Duration>,
+        configure: impl FnOnce(ServerBuilder, &H) -> ServerBuilder,
         workers: Option<Workers>,
     ) -> Result<(), String> {
-        let mut builder = self.builder(default_buffer_size, idle);
+        let mut builder = configure(self.builder(default_buffer_size), &handler);
         if let Some(listener) = startup.inherited.take() {
             builder = builder.listener(listener);
         }

@@ -7,11 +7,13 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use berth::Framed;
 use berth::signal::TerminationSignals;
-use berth_pop3::server::{Pop3Server, WORKER_SHUTDOWN_TIMEOUT};
-use berth_pop3::{DEFAULT_MAX_AUTH_FAILURES, Users};
+use berth_pop3::penalty::DEFAULT_AUTH_FAILURE_DELAY;
+use berth_pop3::server::{DEFAULT_LOGIN_TIMEOUT, Pop3Server, WORKER_SHUTDOWN_TIMEOUT};
+use berth_pop3::{DEFAULT_MAX_AUTH_FAILURES, DEFAULT_MAX_BAD_COMMANDS, Users};
 use clap::Args;
 
 use crate::logging::LogFormat;
@@ -22,8 +24,8 @@ use crate::serve::Workers;
 const DEMO_USERS: [(&str, &str); 2] = [("alice", "wonderland"), ("bob", "builder")];
 
 /// RFC 1939's autologout minimum: the idle timeout unless `--idle-timeout`
-/// says otherwise (a session with no command for this long is closed;
-/// nothing is deleted).
+/// says otherwise (a session with no byte either way for this long is
+/// closed; nothing is deleted).
 const POP3_IDLE_SECS: u64 = 600;
 
 /// Flags of `berth pop3`.
@@ -45,6 +47,19 @@ pub struct Pop3Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_AUTH_FAILURES,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_auth_failures: u32,
+    /// Close a session that has not logged in this many seconds after connecting.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_LOGIN_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    login_timeout: u64,
+    /// Close a session at its bad command (answered -ERR: unknown, malformed,
+    /// invalid in the state...) past this many; failed logins do not count.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BAD_COMMANDS)]
+    max_bad_commands: u32,
+    /// Answer a failed PASS/APOP after this many seconds, doubled with each
+    /// further failure from the client's address (up to 15 s) until a login
+    /// from it succeeds; 0 turns the delay off.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_AUTH_FAILURE_DELAY.as_secs())]
+    auth_failure_delay: u64,
     /// Host name for the greeting's APOP timestamp (default: the system's host name).
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
@@ -67,19 +82,22 @@ pub fn run(args: Pop3Args, log: LogFormat) -> Result<(), String> {
     let startup = args.server.startup(log)?;
     check_maildir(&args.maildir)?;
     let users = Users::load(&args.users).map_err(|e| e.to_string())?;
-    // Before the worker and autologout threads start, so that they inherit
-    // the mask too: a SIGTERM the kernel hands to a thread without it
-    // would kill the process instead of draining it.
+    // Before the worker threads start, so that they inherit the mask too:
+    // a SIGTERM the kernel hands to a thread without it would kill the
+    // process instead of draining it.
     let _signals = TerminationSignals::block().map_err(|e| format!("signals: {e}"))?;
     let handler = Pop3Server::builder(users, args.maildir.clone())
         .max_auth_failures(args.max_auth_failures)
+        .max_bad_commands(args.max_bad_commands)
+        .auth_failure_delay(Duration::from_secs(args.auth_failure_delay))
+        .login_timeout(Duration::from_secs(args.login_timeout))
         .hostname(args.hostname.clone().unwrap_or_else(system_hostname))
         .workers(usize::from(args.workers))
         .idle_timeout(args.server.idle_timeout_or(POP3_IDLE_SECS))
         .build()
         .map_err(|e| e.to_string())?;
-    // After the drain (the server, and with it the handler and its
-    // autologout timer, gone), the workers finish what is queued.
+    // After the drain (the server, and with it the handler, gone), the
+    // workers finish what is queued.
     let workers = Workers {
         pool: handler.worker_pool().clone(),
         finish: WORKER_SHUTDOWN_TIMEOUT,
@@ -88,7 +106,9 @@ pub fn run(args: Pop3Args, log: LogFormat) -> Result<(), String> {
         startup,
         Framed::new(handler),
         berth::DEFAULT_BUFFER_SIZE as u32,
-        None,
+        // The idle timeout (the autologout) and whatever else the handler
+        // sets on the server that runs it.
+        |b, framed| framed.inner().configure(b),
         Some(workers),
     )
 }

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{Running, berth, both_engines, run_bounded};
@@ -30,6 +31,7 @@ both_engines!(
     idle_session_is_logged_out_and_nothing_is_deleted,
     sigterm_ends_sessions_without_deleting,
     a_64_mib_message_streams_in_bounded_memory,
+    login_timeout_bad_command_cap_and_login_delay_follow_their_flags,
 );
 
 /// POP3 client scenarios against a running server.
@@ -191,12 +193,18 @@ fn logs_in_with_user_pass_and_apop(engine: &str) {
 
 fn too_many_auth_failures_close_the_session(engine: &str) {
     let fx = Fixture::new(&[("alice", "wonderland")]);
-    let srv = fx.serve(engine, &["--max-auth-failures", "2"]);
+    let srv = fx.serve(
+        engine,
+        &["--max-auth-failures", "2", "--auth-failure-delay", "1"],
+    );
+    let started = Instant::now();
     let r = srv.client("auth_failures", &["alice", "wonderland", "2"]);
     let replies = r["replies"].as_array().unwrap();
     assert_eq!(str_of(&replies[0]), "-ERR [AUTH] authentication failed");
     assert!(str_of(&replies[1]).contains("too many attempts"), "{r}");
     assert_eq!(r["eof"], true, "the server closes after the last failure");
+    // Each answer was held back: 1 s, then twice that.
+    assert!(started.elapsed() >= Duration::from_secs(3));
 }
 
 /// 1,000 lines, some starting with `.` (one is just `.`), CRLF endings.
@@ -494,7 +502,7 @@ fn sigterm_ends_sessions_without_deleting(engine: &str) {
     let mut rest = Vec::new();
     r.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
-    // The process exits (the janitor and worker threads stop).
+    // The process exits (the worker threads stop).
     assert!(srv.wait_exit().success());
     srv.wait_for("stopped");
     assert!(paths.iter().all(|p| p.exists()));
@@ -601,6 +609,89 @@ fn a_64_mib_message_streams_in_bounded_memory(engine: &str) {
     assert_eq!(top, "+OK top of message follows");
     assert_eq!(body, ["Subject: huge", "", "..0 starts with a dot"]);
     assert!(response(&mut r, false).0.starts_with("+OK bye"));
+}
+
+/// Read from `s` until the server closes; return what came.
+fn rest_of(s: &mut std::net::TcpStream) -> String {
+    let mut rest = String::new();
+    s.read_to_string(&mut rest).unwrap();
+    rest
+}
+
+fn login_timeout_bad_command_cap_and_login_delay_follow_their_flags(engine: &str) {
+    let fx = Fixture::new(&[("alice", "wonderland")]);
+    fx.mailbox("alice", &messages(1));
+    let strict = fx.serve(engine, &["--login-timeout", "1"]);
+    let srv = fx.serve(
+        engine,
+        &["--max-bad-commands", "2", "--auth-failure-delay", "1"],
+    );
+
+    // No login within the second: closed, however busy the client is.
+    let started = Instant::now();
+    let mut s = strict.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    assert!(response(&mut r, false).0.starts_with("+OK"));
+    s.write_all(b"CAPA\r\n").unwrap();
+    assert!(response(&mut r, true).0.starts_with("+OK"));
+    let mut rest = String::new();
+    r.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "-ERR disconnected: no login within 1 second\r\n");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    // The third bad command closes the session.
+    let mut s = srv.connect();
+    s.write_all(b"HELO\r\nSTAT\r\nNOOP\r\nCAPA\r\n").unwrap();
+    let rest = rest_of(&mut s);
+    let lines: Vec<&str> = rest.split_inclusive("\r\n").collect();
+    assert_eq!(
+        lines[1..],
+        [
+            "-ERR unknown command\r\n",
+            "-ERR not logged in\r\n",
+            "-ERR too many bad commands\r\n"
+        ],
+        "{rest:?}"
+    );
+
+    // A failed login is answered after the delay; what was pipelined
+    // behind it after that.
+    let mut s = srv.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    assert!(response(&mut r, false).0.starts_with("+OK"));
+    let started = Instant::now();
+    s.write_all(b"USER alice\r\nPASS wrong\r\nUSER alice\r\nPASS wonderland\r\nQUIT\r\n")
+        .unwrap();
+    assert_eq!(response(&mut r, false).0, "+OK send PASS");
+    assert_eq!(
+        response(&mut r, false).0,
+        "-ERR [AUTH] authentication failed"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(response(&mut r, false).0, "+OK send PASS");
+    assert!(response(&mut r, false).0.starts_with("+OK maildrop has 1 "));
+    assert!(response(&mut r, false).0.starts_with("+OK bye"));
+}
+
+#[test]
+fn pop3_help_lists_the_hardening_flags() {
+    let out = run_bounded(berth(&["pop3", "--help"]));
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, default) in [
+        ("--login-timeout <SECS>", "[default: 180]"),
+        ("--max-bad-commands <N>", "[default: 20]"),
+        ("--auth-failure-delay <SECS>", "[default: 2]"),
+        ("--max-auth-failures <N>", "[default: 3]"),
+    ] {
+        let entry: String = help
+            .lines()
+            .skip_while(|l| !l.contains(flag))
+            .take(5)
+            .collect();
+        assert!(entry.contains(default), "{flag}: {entry:?} in {help}");
+    }
+    assert!(help.contains("--idle-timeout <SECS>"), "{help}");
 }
 
 /// Run `berth` expecting a startup failure; return its one-line error.

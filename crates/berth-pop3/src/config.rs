@@ -2,17 +2,22 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::lock::LockRegistry;
 use crate::maildir::Maildir;
+use crate::penalty::{DEFAULT_AUTH_FAILURE_DELAY, DEFAULT_MAX_AUTH_FAILURE_DELAY, Penalties};
 use crate::users::Users;
 
 /// The default for [`Config::max_auth_failures`].
 pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
+
+/// The default for [`Config::max_bad_commands`] (Dovecot's).
+pub const DEFAULT_MAX_BAD_COMMANDS: u32 = 20;
 
 /// POP3 server configuration.
 #[derive(Debug, Clone)]
@@ -24,6 +29,22 @@ pub struct Config {
     /// After this many failed `PASS`/`APOP` attempts the session is closed.
     /// `0` is treated as `1`.
     pub max_auth_failures: u32,
+    /// After this many bad commands (answered `-ERR` without a response
+    /// code: unknown, malformed, too long, invalid in the state, naming
+    /// no such message) the next one closes the session, without the
+    /// UPDATE state. Failed logins are not counted (they have
+    /// [`Config::max_auth_failures`]), nor refusals that are not the
+    /// client's doing (`[IN-USE]`, `[SYS/TEMP]`). The count is per
+    /// session: good commands in between do not reset it (Dovecot, whose
+    /// default this is, counts bad commands in a row).
+    pub max_bad_commands: u32,
+    /// How long the answer to a first failed `PASS`/`APOP` from a client
+    /// address is held back; each further failure from it doubles the
+    /// delay, up to [`Config::max_auth_failure_delay`], and a successful
+    /// login clears it (see [`crate::penalty`]). Zero turns the delay off.
+    pub auth_failure_delay: Duration,
+    /// The cap on the failed-login delay.
+    pub max_auth_failure_delay: Duration,
     /// The host name used in the greeting and in APOP timestamps.
     pub hostname: String,
     /// The name announced by the `IMPLEMENTATION` capability.
@@ -31,8 +52,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with the default limit of
-    /// [`DEFAULT_MAX_AUTH_FAILURES`], host name `localhost`, and this
+    /// A configuration with the default limits of
+    /// [`DEFAULT_MAX_AUTH_FAILURES`] and [`DEFAULT_MAX_BAD_COMMANDS`], the
+    /// failed-login delay of [`DEFAULT_AUTH_FAILURE_DELAY`] up to
+    /// [`DEFAULT_MAX_AUTH_FAILURE_DELAY`], host name `localhost`, and this
     /// crate's name and version as the implementation.
     #[must_use]
     pub fn new(users: Users, maildir: impl Into<PathBuf>) -> Self {
@@ -40,6 +63,9 @@ impl Config {
             users,
             maildir: maildir.into(),
             max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
+            max_bad_commands: DEFAULT_MAX_BAD_COMMANDS,
+            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+            max_auth_failure_delay: DEFAULT_MAX_AUTH_FAILURE_DELAY,
             hostname: "localhost".to_owned(),
             implementation: concat!("berth-pop3 ", env!("CARGO_PKG_VERSION")).to_owned(),
         }
@@ -47,7 +73,8 @@ impl Config {
 }
 
 /// Everything the sessions of one server share: the configuration, the
-/// mailbox locks, and the source of unique APOP timestamps.
+/// mailbox locks, the source of unique APOP timestamps, and the
+/// failed-login delays per client address.
 #[derive(Debug)]
 pub struct Shared {
     config: Config,
@@ -55,6 +82,7 @@ pub struct Shared {
     locks: Arc<LockRegistry>,
     connections: AtomicU64,
     random: RandomState,
+    penalties: Mutex<Penalties>,
 }
 
 impl Shared {
@@ -70,10 +98,14 @@ impl Shared {
     pub fn with_locks(config: Config, locks: Arc<LockRegistry>) -> Self {
         Self {
             maildir: Maildir::new(config.maildir.clone()),
-            config,
             locks,
             connections: AtomicU64::new(0),
             random: RandomState::new(),
+            penalties: Mutex::new(Penalties::new(
+                config.auth_failure_delay,
+                config.max_auth_failure_delay,
+            )),
+            config,
         }
     }
 
@@ -93,6 +125,29 @@ impl Shared {
     #[must_use]
     pub fn maildir(&self) -> &Maildir {
         &self.maildir
+    }
+
+    /// A login from `ip` failed at `now` (a [`Session`](crate::Session)
+    /// reports it with [`AuthOutcome::Failed`](crate::AuthOutcome)): how
+    /// long to hold its answer back. See [`crate::penalty`].
+    pub fn login_failed(&self, ip: IpAddr, now: Instant) -> Duration {
+        if self.config.auth_failure_delay.is_zero() {
+            return Duration::ZERO;
+        }
+        self.penalties().failed(ip, now)
+    }
+
+    /// A login from `ip` succeeded: its failures are forgotten.
+    pub fn login_succeeded(&self, ip: IpAddr) {
+        if !self.config.auth_failure_delay.is_zero() {
+            self.penalties().succeeded(ip);
+        }
+    }
+
+    fn penalties(&self) -> std::sync::MutexGuard<'_, Penalties> {
+        self.penalties
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A new APOP timestamp, `<pid.counter.time.random@host>`, unique per
@@ -162,6 +217,9 @@ mod tests {
     fn defaults() {
         let config = Config::new(Users::default(), "/srv/mail");
         assert_eq!(config.max_auth_failures, 3);
+        assert_eq!(config.max_bad_commands, 20);
+        assert_eq!(config.auth_failure_delay, Duration::from_secs(2));
+        assert_eq!(config.max_auth_failure_delay, Duration::from_secs(15));
         assert_eq!(config.hostname, "localhost");
         assert!(config.implementation.starts_with("berth-pop3 "));
         let shared = Shared::new(config);

@@ -65,9 +65,10 @@ pub fn check_commands(data: &[u8]) {
     let mut session = Session::new(SHARED.with(Arc::clone));
     let greeting = session.greeting();
     assert!(greeting.starts_with(b"+OK ") && greeting.ends_with(b"\r\n"));
+    let mut bad = 0;
     for line in crlf_lines(data) {
         check_line(line);
-        play(&mut session, line);
+        play(&mut session, line, &mut bad);
     }
 }
 
@@ -114,8 +115,10 @@ pub fn check_line(line: &[u8]) {
 
 /// Play `line` to `session` and check the reply: `+OK` or `-ERR`, one CRLF
 /// line (a multi-line answer ends with `.` CRLF), the parser's message for
-/// a line it rejects, and a close only where the protocol has one.
-fn play(session: &mut Session, line: &[u8]) {
+/// a line it rejects, and a close only where the protocol has one or after
+/// one bad command (`-ERR` without a response code) more than the cap;
+/// `bad` counts them.
+fn play(session: &mut Session, line: &[u8], bad: &mut u32) {
     let before = session.state();
     let too_long = line.len() + 2 > MAX_LINE_LEN;
     let (reply, parsed) = if too_long {
@@ -147,6 +150,16 @@ fn play(session: &mut Session, line: &[u8]) {
     if before == SessionState::Closed {
         assert_eq!(&bytes[..], b"-ERR session is closed\r\n");
         assert_eq!(reply.after, After::Close);
+        return;
+    }
+    if bytes.starts_with(b"-ERR") && !bytes.starts_with(b"-ERR [") {
+        *bad += 1;
+    }
+    let cap = SHARED.with(|shared| shared.config().max_bad_commands);
+    if *bad > cap {
+        assert_eq!(&bytes[..], b"-ERR too many bad commands\r\n");
+        assert_eq!(reply.after, After::Close);
+        assert_eq!(session.state(), SessionState::Closed);
         return;
     }
     match &parsed {
@@ -189,5 +202,13 @@ mod tests {
             b"CAPA\r\nUSER alice\r\nPASS wonderland\r\nSTAT\r\nLIST\r\nRETR 1\r\n\
               USER al\0ice\r\nTOP 1 x\r\nUIDL\r\nQUIT\r\nNOOP\r\n",
         );
+    }
+
+    #[test]
+    fn a_session_of_bad_commands_is_closed_past_the_cap() {
+        let mut data = b"USER alice\r\nPASS wrong\r\n".repeat(2);
+        data.extend_from_slice(&b"HELO\r\n".repeat(25));
+        data.extend_from_slice(b"USER alice\r\n");
+        check_commands(&data);
     }
 }

@@ -34,10 +34,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A session caps the bad commands it answers
+//! ([`Config::max_bad_commands`]) and the failed logins
+//! ([`Config::max_auth_failures`]). It knows nothing of time or
+//! addresses: it reports each login attempt's outcome
+//! ([`Session::take_auth_outcome`]), so that the server can hold a failed
+//! one's answer back for a delay that grows per client address
+//! ([`penalty`], through [`Shared::login_failed`]).
+//!
 //! With the `server` feature, the `server` module runs sessions on the
 //! berth server framework (line framing, a worker pool for all Maildir
-//! access, the autologout timer), so that a POP3 server can be embedded in
-//! a program in a few lines; `berth pop3` is one such program.
+//! access, the autologout and pre-login timeouts, the failed-login delay),
+//! so that a POP3 server can be embedded in a program in a few lines;
+//! `berth pop3` is one such program.
 //!
 //! Messages marked with `DELE` are removed only when the client sends
 //! `QUIT` in the TRANSACTION state. Dropping a [`Session`] for any other
@@ -52,16 +61,17 @@ pub mod fuzzing;
 mod lock;
 mod maildir;
 mod message;
+pub mod penalty;
 #[cfg(feature = "server")]
 pub mod server;
 mod session;
 mod users;
 
-pub use config::{Config, DEFAULT_MAX_AUTH_FAILURES, Shared};
+pub use config::{Config, DEFAULT_MAX_AUTH_FAILURES, DEFAULT_MAX_BAD_COMMANDS, Shared};
 pub use lock::{LockRegistry, MailboxLock};
 pub use maildir::{Mailbox, Maildir, Message, SIZE_CACHE_FILE};
 pub use session::{
-    After, Body, BodyError, Fill, MIN_FILL_ROOM, Reply, Response, Session, SessionState,
-    WHOLE_MESSAGE_LIMIT,
+    After, AuthOutcome, Body, BodyError, Fill, MIN_FILL_ROOM, Reply, Response, Session,
+    SessionState, WHOLE_MESSAGE_LIMIT,
 };
 pub use users::{MalformedReason, Users, UsersError};

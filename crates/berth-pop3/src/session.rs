@@ -82,6 +82,22 @@ impl Reply {
     }
 }
 
+/// The outcome of a login attempt (`PASS` or `APOP`), reported by
+/// [`Session::take_auth_outcome`] so that the server can delay a failed
+/// attempt's answer per client address (see [`crate::penalty`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The credentials were right (the login may still have been refused
+    /// because the mailbox is in use or cannot be opened).
+    Succeeded,
+    /// The credentials were wrong (or the user does not exist).
+    Failed,
+}
+
+/// The reply to the bad command that goes over
+/// [`Config::max_bad_commands`](crate::Config::max_bad_commands).
+const TOO_MANY_BAD_COMMANDS: &str = "too many bad commands";
+
 /// The protocol state of a [`Session`], for logging and monitoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
@@ -121,6 +137,11 @@ pub struct Session {
     timestamp: String,
     state: State,
     auth_failures: u32,
+    /// Commands answered `-ERR` for the client's own mistake (see
+    /// [`Config::max_bad_commands`](crate::Config::max_bad_commands)).
+    bad_commands: u32,
+    /// The outcome of the last login attempt, until taken.
+    auth_outcome: Option<AuthOutcome>,
 }
 
 /// Compared against when a user does not exist, so that the work done for
@@ -138,6 +159,8 @@ impl Session {
             timestamp,
             state: State::Authorization { pending_user: None },
             auth_failures: 0,
+            bad_commands: 0,
+            auth_outcome: None,
         }
     }
 
@@ -172,18 +195,34 @@ impl Session {
         }
     }
 
+    /// The state every session of this one's server shares.
+    #[must_use]
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The outcome of the last `PASS` or `APOP` attempt answered since
+    /// the last call, if any: a server that delays failed logins (see
+    /// [`crate::penalty`]) asks after every command. The session does not
+    /// know the client's address; the server does.
+    pub fn take_auth_outcome(&mut self) -> Option<AuthOutcome> {
+        self.auth_outcome.take()
+    }
+
     /// The reply for a command line that the framing layer found to be
     /// longer than 255 octets including CRLF (RFC 2449). The session
-    /// continues.
+    /// continues, unless that makes too many bad commands
+    /// ([`Config::max_bad_commands`](crate::Config::max_bad_commands)).
     pub fn line_too_long(&mut self) -> Reply {
-        match &mut self.state {
+        let reply = match &mut self.state {
             State::Closed => closed_reply(),
             State::Authorization { pending_user } => {
                 *pending_user = None;
                 Reply::err("line too long")
             }
             State::Transaction(_) => Reply::err("line too long"),
-        }
+        };
+        self.count_bad(reply.into()).into_reply()
     }
 
     /// Handles one command line, given without its CRLF, and returns the
@@ -212,7 +251,35 @@ impl Session {
     /// Handles one command line, given without its CRLF. The response's
     /// [`Body`], if any, is then produced in pieces with [`Session::fill`]
     /// (before the next command).
+    ///
+    /// A command answered `-ERR` for the client's own mistake counts
+    /// towards [`Config::max_bad_commands`](crate::Config::max_bad_commands);
+    /// the one past it is answered `-ERR too many bad commands` instead,
+    /// and the session ends (without the UPDATE state).
     pub fn respond(&mut self, line: &[u8]) -> Response {
+        let response = self.command(line);
+        self.count_bad(response)
+    }
+
+    /// Counts `response` if it answers a bad command, and replaces it if
+    /// that makes one too many.
+    fn count_bad(&mut self, response: Response) -> Response {
+        if response.after == After::Close || !is_bad(&response.head) {
+            return response;
+        }
+        self.bad_commands = self.bad_commands.saturating_add(1);
+        if self.bad_commands <= self.shared.config().max_bad_commands {
+            return response;
+        }
+        tracing::info!(user = ?self.user(), bad_commands = self.bad_commands,
+            "POP3 session closed: too many bad commands");
+        // Dropping the transaction (if logged in) releases the mailbox
+        // lock and deletes nothing.
+        self.state = State::Closed;
+        Reply::err(TOO_MANY_BAD_COMMANDS).closing().into()
+    }
+
+    fn command(&mut self, line: &[u8]) -> Response {
         let parsed = command::parse(line);
         match &mut self.state {
             State::Closed => closed_reply().into(),
@@ -277,6 +344,11 @@ impl Session {
 
     /// Finishes a `PASS` or `APOP` attempt.
     fn authenticated(&mut self, user: String, success: bool) -> Reply {
+        self.auth_outcome = Some(if success {
+            AuthOutcome::Succeeded
+        } else {
+            AuthOutcome::Failed
+        });
         if !success {
             self.auth_failures += 1;
             let limit = self.shared.config().max_auth_failures.max(1);
@@ -613,6 +685,13 @@ fn capabilities(shared: &Shared) -> Reply {
         capabilities.push(format!("IMPLEMENTATION {}", implementation.trim()));
     }
     multi_line("capability list follows", capabilities.into_iter())
+}
+
+/// Whether `head` answers a bad command: `-ERR` without a response code.
+/// The codes mark what is not a mistake in the command: `[AUTH]` (a
+/// failed login, capped on its own), `[IN-USE]`, `[SYS/TEMP]`.
+fn is_bad(head: &[u8]) -> bool {
+    head.starts_with(b"-ERR") && !head.starts_with(b"-ERR [")
 }
 
 fn closed_reply() -> Reply {

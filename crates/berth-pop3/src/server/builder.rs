@@ -15,6 +15,10 @@ pub const DEFAULT_WORKERS: usize = 4;
 /// least RFC 1939 allows.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The default for [`Pop3ServerBuilder::login_timeout`]: three minutes
+/// (Dovecot's).
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// Configures a POP3 server and builds its [`Pop3Handler`], or starts it
 /// on a berth server. Made by [`Pop3Server::builder`] or
 /// [`Pop3ServerBuilder::new`].
@@ -24,16 +28,18 @@ pub struct Pop3ServerBuilder {
     config: Config,
     workers: usize,
     idle_timeout: Duration,
+    login_timeout: Duration,
 }
 
 impl Pop3ServerBuilder {
-    /// A builder serving `config`, with [`DEFAULT_WORKERS`] workers and
-    /// the [`DEFAULT_IDLE_TIMEOUT`].
+    /// A builder serving `config`, with [`DEFAULT_WORKERS`] workers, the
+    /// [`DEFAULT_IDLE_TIMEOUT`] and the [`DEFAULT_LOGIN_TIMEOUT`].
     pub fn new(config: Config) -> Self {
         Pop3ServerBuilder {
             config,
             workers: DEFAULT_WORKERS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
         }
     }
 
@@ -44,11 +50,26 @@ impl Pop3ServerBuilder {
         self
     }
 
-    /// Close a session after this long without a command (the RFC 1939
-    /// autologout timer; nothing is deleted). The timer checks at a
-    /// quarter of this, between 10 ms and 1 s.
+    /// Close a session after this long with no byte moving either way
+    /// (the RFC 1939 autologout timer, sending `-ERR autologout; idle for
+    /// too long`; nothing is deleted). It is the berth server's idle
+    /// timeout ([`berth::ServerBuilder::idle_timeout`], set by
+    /// [`Pop3Handler::configure`]), counted by its IO threads' timer
+    /// wheels in 10 ms ticks; a session whose command is still running is
+    /// looked at again an idle period later.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
+        self
+    }
+
+    /// Close a session that has not logged in this long after it
+    /// connected, sending `-ERR disconnected: no login within ...`
+    /// (default [`DEFAULT_LOGIN_TIMEOUT`]): a client cannot hold a
+    /// connection (and a place under the connection limits) without
+    /// credentials, however busily it sends other commands. Zero turns it
+    /// off.
+    pub fn login_timeout(mut self, timeout: Duration) -> Self {
+        self.login_timeout = timeout;
         self
     }
 
@@ -56,6 +77,35 @@ impl Pop3ServerBuilder {
     /// [`Config::max_auth_failures`]).
     pub fn max_auth_failures(mut self, n: u32) -> Self {
         self.config.max_auth_failures = n;
+        self
+    }
+
+    /// Close a session at its bad command past this many (see
+    /// [`Config::max_bad_commands`]; default
+    /// [`DEFAULT_MAX_BAD_COMMANDS`](crate::DEFAULT_MAX_BAD_COMMANDS)).
+    pub fn max_bad_commands(mut self, n: u32) -> Self {
+        self.config.max_bad_commands = n;
+        self
+    }
+
+    /// Hold the answer to a failed `PASS`/`APOP` back for this long after
+    /// a client address's first failure, twice as long after each further
+    /// one, up to [`Self::max_auth_failure_delay`]; a successful login
+    /// from the address clears it (see [`crate::penalty`]). No thread
+    /// waits meanwhile, and commands pipelined behind the attempt wait
+    /// for its answer. Default
+    /// [`DEFAULT_AUTH_FAILURE_DELAY`](crate::penalty::DEFAULT_AUTH_FAILURE_DELAY)
+    /// (2 s); zero turns the delay off.
+    pub fn auth_failure_delay(mut self, delay: Duration) -> Self {
+        self.config.auth_failure_delay = delay;
+        self
+    }
+
+    /// The cap on the failed-login delay (default
+    /// [`DEFAULT_MAX_AUTH_FAILURE_DELAY`](crate::penalty::DEFAULT_MAX_AUTH_FAILURE_DELAY),
+    /// 15 s).
+    pub fn max_auth_failure_delay(mut self, max: Duration) -> Self {
+        self.config.max_auth_failure_delay = max;
         self
     }
 
@@ -71,27 +121,34 @@ impl Pop3ServerBuilder {
         &self.config
     }
 
-    /// Start the worker pool and the autologout timer, and return the
-    /// handler that uses them. Start it on a berth server wrapped in
-    /// [`Framed`]; once that server has stopped, shut its
+    /// Start the worker pool and return the handler that uses it. Start
+    /// it wrapped in [`Framed`] on a berth server passed through
+    /// [`Pop3Handler::configure`] (for the autologout's idle timeout);
+    /// once that server has stopped, shut its
     /// [`Pop3Handler::worker_pool`] down (a clone taken before), so the
     /// commands still queued finish.
     ///
     /// # Errors
     ///
-    /// [`ServerError::Workers`] or [`ServerError::Autologout`] if a thread
-    /// cannot start (or [`Self::workers`] is zero).
+    /// [`ServerError::Workers`] if a worker thread cannot start (or
+    /// [`Self::workers`] is zero).
     pub fn build(self) -> Result<Pop3Handler, ServerError> {
         let pool = WorkerPool::builder()
             .threads(self.workers)
             .name("pop3-worker")
             .build()?;
         let shared = Arc::new(Shared::new(self.config));
-        Pop3Handler::new(shared, pool, self.idle_timeout).map_err(ServerError::Autologout)
+        Ok(Pop3Handler::new(
+            shared,
+            pool,
+            self.idle_timeout,
+            self.login_timeout,
+        ))
     }
 
     /// [`Self::build`] the handler and start it on `server` (which sets
-    /// the address, the IO threads, the engine...).
+    /// the address, the IO threads, the engine...), with the handler's
+    /// settings applied ([`Pop3Handler::configure`]: the idle timeout).
     ///
     /// # Errors
     ///
@@ -100,7 +157,7 @@ impl Pop3ServerBuilder {
     pub fn start(self, server: berth::ServerBuilder) -> Result<Pop3Server, ServerError> {
         let handler = self.build()?;
         let pool = handler.worker_pool().clone();
-        let server = server.start(Framed::new(handler))?;
+        let server = handler.configure(server).start(Framed::new(handler))?;
         Ok(Pop3Server::new(server, pool))
     }
 }

@@ -1,14 +1,14 @@
 //! Session ownership: the connection's state owns its [`Session`]; the
-//! jobs queued on the worker pool and the autologout janitor hold only
-//! [`Weak`](std::sync::Weak) references to it.
+//! jobs queued on the worker pool hold only [`Weak`](std::sync::Weak)
+//! references to it.
 //!
 //! So when the connection closes for any reason other than `QUIT` (the
 //! client went away, a reset, the autologout, server shutdown) the session
 //! is dropped, which releases the mailbox lock and deletes nothing; jobs
 //! still queued for it then do nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use berth::IoBuf;
 
@@ -73,41 +73,29 @@ impl Driver {
 
 /// One connection's session, its queued input and its output flow.
 pub(super) struct Pop3Conn {
-    /// `None` once the session has ended (`QUIT`, too many failed logins,
-    /// autologout, a failed write). Held by the job that runs the
-    /// connection's commands (at most one at a time), so only the janitor
-    /// ever competes for the lock.
+    /// `None` once the session has ended (`QUIT`, too many failed logins
+    /// or bad commands, a timeout, a failed write). Held by the job that
+    /// runs the connection's commands (at most one at a time), so only the
+    /// timeouts, on the IO thread, ever compete for the lock (and only
+    /// try it).
     pub(super) session: Mutex<Option<Driver>>,
-    /// Input waiting to run and writes in flight (see `pump.rs`).
+    /// Input waiting to run, writes in flight, a held-back answer and the
+    /// deadlines (see `pump.rs`). Locked after `session` when both are.
     pub(super) flow: Mutex<Flow>,
-    /// When a command last arrived or a response was written, in
-    /// milliseconds since the janitor's epoch.
-    last_active: AtomicU64,
 }
 
 impl Pop3Conn {
-    /// A connection owning `session`, active at `now`, whose greeting has
-    /// been queued for writing.
-    pub(super) fn new(session: Session, now: u64) -> Self {
+    /// A connection owning `session`, whose greeting has been queued for
+    /// writing, that must log in by `login_deadline` (if set).
+    pub(super) fn new(session: Session, login_deadline: Option<Instant>) -> Self {
         Pop3Conn {
             session: Mutex::new(Some(Driver {
                 session,
                 body: None,
                 out: Vec::new(),
             })),
-            flow: Mutex::new(Flow::after_greeting()),
-            last_active: AtomicU64::new(now),
+            flow: Mutex::new(Flow::after_greeting(login_deadline)),
         }
-    }
-
-    /// Note activity at `now` (see [`Clock::now`](super::autologout::Clock::now)).
-    pub(super) fn touch(&self, now: u64) {
-        self.last_active.store(now, Ordering::Relaxed);
-    }
-
-    /// When the connection was last active.
-    pub(super) fn last_active(&self) -> u64 {
-        self.last_active.load(Ordering::Relaxed)
     }
 
     pub(super) fn flow(&self) -> std::sync::MutexGuard<'_, Flow> {

@@ -1,7 +1,5 @@
 //! Why a POP3 server could not start.
 
-use std::io;
-
 use berth::WorkerBuildError;
 
 /// Why [`Pop3ServerBuilder::build`](super::Pop3ServerBuilder::build) or
@@ -13,9 +11,6 @@ pub enum ServerError {
     /// to start).
     #[error(transparent)]
     Workers(#[from] WorkerBuildError),
-    /// The autologout timer's thread could not be started.
-    #[error("cannot start the autologout thread: {0}")]
-    Autologout(#[source] io::Error),
     /// The berth server could not start (the address is in use, say).
     #[error(transparent)]
     Start(#[from] berth::Error),

@@ -1,18 +1,17 @@
 //! The POP3 server's [`FrameHandler`]: CRLF lines in; the lines of each
-//! read queued together and run on the worker pool (see `pump.rs`).
+//! read queued together and run on the worker pool (see `pump.rs`); the
+//! timeouts on the IO thread (see `timers.rs`).
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth::codec::{FrameError, LineCodec, LineEnding};
 use berth::{
-    Conn, FrameErrorAction, FrameHandler, FramedConn, IoBuf, Lifecycle, ServerEvent, WorkerPool,
+    Conn, FrameErrorAction, FrameHandler, FramedConn, IoBuf, Lifecycle, Timeout, WorkerPool,
 };
 
 use super::LOG_TARGET;
-use super::autologout::Janitor;
 use super::conn::{ConnState, Input, Pop3Conn};
 use crate::{Session, Shared};
 
@@ -20,30 +19,85 @@ use crate::{Session, Shared};
 pub const MAX_LINE: usize = crate::command::MAX_LINE_LEN;
 
 /// The POP3 server as a berth [`FrameHandler`]; start it wrapped in a
-/// [`berth::Framed`]. Built by
-/// [`Pop3ServerBuilder::build`](super::Pop3ServerBuilder::build), which
-/// also starts its worker pool and autologout timer.
+/// [`berth::Framed`] on a [`berth::ServerBuilder`] passed through
+/// [`Pop3Handler::configure`] (which sets the autologout's idle timeout).
+/// Built by [`Pop3ServerBuilder::build`](super::Pop3ServerBuilder::build),
+/// which also starts its worker pool.
 ///
-/// The IO threads only frame CRLF lines (at most [`MAX_LINE`] octets) and
-/// write the greeting; every command runs on the worker pool, in order per
-/// connection, the lines of one read together as one job whose responses
-/// go out in as few writes as fit in 64 KiB chunks. Dropping the handler
-/// (with the server that runs it) stops the autologout timer.
+/// The IO threads only frame CRLF lines (at most [`MAX_LINE`] octets),
+/// write the greeting and run the timeouts; every command runs on the
+/// worker pool, in order per connection, the lines of one read together
+/// as one job whose responses go out in as few writes as fit in 64 KiB
+/// chunks.
 pub struct Pop3Handler {
     shared: Arc<Shared>,
     pool: WorkerPool,
-    janitor: Janitor,
+    idle_timeout: Duration,
+    login_timeout: Option<Duration>,
+    /// What a session that did not log in in time is sent before the close.
+    login_timeout_reply: Vec<u8>,
 }
 
 impl Pop3Handler {
     /// A handler serving `shared` on `pool`, logging out sessions idle for
-    /// longer than `idle`. Fails if the autologout thread cannot start.
-    pub(super) fn new(shared: Arc<Shared>, pool: WorkerPool, idle: Duration) -> io::Result<Self> {
-        Ok(Pop3Handler {
+    /// `idle_timeout` and closing those that have not logged in within
+    /// `login_timeout` (zero: never).
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        pool: WorkerPool,
+        idle_timeout: Duration,
+        login_timeout: Duration,
+    ) -> Self {
+        Pop3Handler {
             shared,
             pool,
-            janitor: Janitor::start(idle)?,
-        })
+            idle_timeout,
+            login_timeout: (!login_timeout.is_zero()).then_some(login_timeout),
+            login_timeout_reply: format!(
+                "-ERR disconnected: no login within {}\r\n",
+                seconds(login_timeout)
+            )
+            .into_bytes(),
+        }
+    }
+
+    /// Apply the handler's settings to the berth server that will run it:
+    /// the idle timeout, which is the autologout timer
+    /// ([`Pop3ServerBuilder::idle_timeout`](super::Pop3ServerBuilder::idle_timeout)).
+    /// [`Pop3ServerBuilder::start`](super::Pop3ServerBuilder::start) does
+    /// this; a program that starts the handler itself must too, or idle
+    /// sessions are never logged out.
+    ///
+    /// ```no_run
+    /// use berth::{Framed, Server};
+    /// use berth_pop3::Users;
+    /// use berth_pop3::server::Pop3Server;
+    ///
+    /// let users = Users::load("/etc/berth/pop3-users".as_ref())?;
+    /// let handler = Pop3Server::builder(users, "/var/mail/maildir").build()?;
+    /// let workers = handler.worker_pool().clone();
+    /// let server = handler
+    ///     .configure(Server::builder().listen("127.0.0.1:1110".parse()?))
+    ///     .start(Framed::new(handler))?;
+    /// // ... and when it is time to stop:
+    /// server.shutdown(std::time::Duration::from_secs(30));
+    /// workers.shutdown(berth_pop3::server::WORKER_SHUTDOWN_TIMEOUT);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn configure(&self, server: berth::ServerBuilder) -> berth::ServerBuilder {
+        server.idle_timeout(self.idle_timeout)
+    }
+
+    /// The autologout's idle timeout (see [`Pop3Handler::configure`]).
+    #[must_use]
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The pre-login timeout, if any.
+    #[must_use]
+    pub fn login_timeout(&self) -> Option<Duration> {
+        self.login_timeout
     }
 
     /// The state every session shares: the configuration and the mailbox
@@ -61,12 +115,11 @@ impl Pop3Handler {
 
     /// Submit a job that runs the connection's pump (see `pump.rs`).
     fn schedule(&self, conn: &mut Conn<'_>, pc: &Arc<Pop3Conn>) {
-        let clock = self.janitor.clock();
         let weak = Arc::downgrade(pc);
         let submitted = self.pool.submit(conn, move |handle| {
             // The connection is gone, and with it the session: nothing to do.
             if let Some(pc) = weak.upgrade() {
-                pc.pump(handle, clock);
+                pc.pump(handle);
             }
         });
         if submitted.is_err() {
@@ -95,11 +148,20 @@ impl Lifecycle for Pop3Handler {
         }
     }
 
-    fn server_event(&self, event: ServerEvent<'_>) {
-        // A reset, an abort or the server's shutdown closes the connection
-        // while the janitor still holds a handle.
-        if let ServerEvent::ConnectionClosed { id, .. } = event {
-            self.janitor.unwatch(id);
+    fn timed_out(&self, conn: &mut Conn<'_>, st: &mut ConnState, which: Timeout) {
+        let Some(pc) = st.conn.clone() else {
+            conn.close();
+            return;
+        };
+        match which {
+            Timeout::Idle => pc.idle(conn),
+            Timeout::User => {
+                if pc.wake(conn, Instant::now(), &self.login_timeout_reply) {
+                    self.schedule(conn, &pc);
+                }
+            }
+            // A line begun and not finished within the frame timeout.
+            _ => conn.close(),
         }
     }
 }
@@ -124,9 +186,11 @@ impl FrameHandler for Pop3Handler {
         let mut session = Session::new(Arc::clone(&self.shared));
         // One buffer: one `write_completed`, which the flow counts.
         let _ = conn.conn().write_buf(IoBuf::from(session.greeting()));
-        let pc = Arc::new(Pop3Conn::new(session, self.janitor.clock().now()));
-        self.janitor.watch(conn.handle(), &pc);
-        st.conn = Some(pc);
+        let deadline = self.login_timeout.and_then(|after| {
+            conn.conn().set_timer(after);
+            Instant::now().checked_add(after)
+        });
+        st.conn = Some(Arc::new(Pop3Conn::new(session, deadline)));
     }
 
     fn frame(&self, _: &mut FramedConn<'_, '_, LineCodec>, st: &mut ConnState, line: IoBuf) {
@@ -141,7 +205,6 @@ impl FrameHandler for Pop3Handler {
             st.batch.clear();
             return;
         };
-        pc.touch(self.janitor.clock().now());
         let queued = pc.queue(st.batch.drain(..));
         if queued.pause {
             conn.conn().pause_reading();
@@ -171,10 +234,26 @@ impl FrameHandler for Pop3Handler {
             FrameErrorAction::Shutdown
         }
     }
+}
 
-    fn client_closed(&self, conn: &mut FramedConn<'_, '_, LineCodec>, _: &mut ConnState) {
-        // Stop watching (drops the janitor's handle), so the connection
-        // closes once the queued commands are answered.
-        self.janitor.unwatch(conn.id());
+/// `d` in words: "180 seconds", "1 second", "0.3 seconds".
+fn seconds(d: Duration) -> String {
+    match (d.as_secs(), d.subsec_millis()) {
+        (1, 0) => "1 second".to_owned(),
+        (s, 0) => format!("{s} seconds"),
+        (s, ms) => format!("{}.{} seconds", s, format!("{ms:03}").trim_end_matches('0')),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_in_words() {
+        assert_eq!(seconds(Duration::from_secs(180)), "180 seconds");
+        assert_eq!(seconds(Duration::from_secs(1)), "1 second");
+        assert_eq!(seconds(Duration::from_millis(300)), "0.3 seconds");
+        assert_eq!(seconds(Duration::from_millis(1250)), "1.25 seconds");
     }
 }

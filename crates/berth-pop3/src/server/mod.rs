@@ -44,7 +44,9 @@
 //!
 //! To run it under your own control (signals, several servers on one
 //! process), [`Pop3ServerBuilder::build`] gives the [`Pop3Handler`] alone:
-//! start it with `ServerBuilder::start(Framed::new(handler))`.
+//! start it with
+//! `handler.configure(server_builder).start(Framed::new(handler))`
+//! ([`Pop3Handler::configure`] sets the idle timeout the autologout is).
 //!
 //! # How it works
 //!
@@ -61,28 +63,53 @@
 //!   writing per connection: the next is produced when `write_completed`
 //!   reports one written. So a session's memory stays bounded even for a
 //!   200 MB message or a client that does not read.
-//! - A small thread closes sessions idle for longer than
-//!   [`Pop3ServerBuilder::idle_timeout`] (the RFC 1939 autologout timer)
-//!   without entering the UPDATE state.
+//! - The timeouts are the IO threads' timers, no thread of their own: the
+//!   berth server's idle timeout is the RFC 1939 autologout timer
+//!   ([`Pop3ServerBuilder::idle_timeout`], ten minutes): an idle session
+//!   is closed without entering the UPDATE state. Each connection's own
+//!   timer serves the rest.
 //!
-//! The connection's state owns the session. Queued jobs and the autologout
-//! timer hold only weak references, so when the connection closes for any
-//! reason other than `QUIT` (the client went away, a reset, the
-//! autologout, server shutdown) the session is dropped, which releases the
-//! mailbox lock and deletes nothing; jobs still queued for it then do
-//! nothing.
+//! # Hardening
+//!
+//! With Dovecot's defaults as the anchor:
+//!
+//! - **Pre-login timeout** ([`Pop3ServerBuilder::login_timeout`], three
+//!   minutes): a session that has not logged in by then is closed, however
+//!   busy it keeps the connection.
+//! - **Bad commands** ([`Pop3ServerBuilder::max_bad_commands`], 20): the
+//!   bad command past the cap closes the session (see
+//!   [`Config::max_bad_commands`](crate::Config::max_bad_commands)).
+//! - **Failed-login delay** ([`Pop3ServerBuilder::auth_failure_delay`]):
+//!   the answer to a failed `PASS`/`APOP` is held back 2 s after a client
+//!   address's first failure, doubling with each further one up to 15 s,
+//!   until a login from that address succeeds (see [`crate::penalty`]).
+//!   No thread waits: the worker leaves the answer with the connection
+//!   and sets its timer, and the IO thread writes it when the timer
+//!   fires. Commands pipelined behind a failed attempt wait for its
+//!   answer, so pipelining does not get around the delay; parallel
+//!   connections from one address each wait the delay the address has
+//!   earned (bound them with
+//!   [`max_connections_per_ip`](berth::ServerBuilder::max_connections_per_ip)).
+//!
+//! The connection's state owns the session. Queued jobs hold only weak
+//! references, so when the connection closes for any reason other than
+//! `QUIT` (the client went away, a reset, a timeout, server shutdown) the
+//! session is dropped, which releases the mailbox lock and deletes
+//! nothing; jobs still queued for it then do nothing.
 //!
 //! Log events use the `tracing` target `berth::pop3`.
 
-mod autologout;
 mod builder;
 mod conn;
 mod error;
 mod handler;
 mod pump;
 mod running;
+mod timers;
 
-pub use builder::{DEFAULT_IDLE_TIMEOUT, DEFAULT_WORKERS, Pop3ServerBuilder};
+pub use builder::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_LOGIN_TIMEOUT, DEFAULT_WORKERS, Pop3ServerBuilder,
+};
 pub use conn::ConnState;
 pub use error::ServerError;
 pub use handler::{MAX_LINE, Pop3Handler};

@@ -26,15 +26,28 @@
 //! input: under a megabyte. When the core gains write watermarks and a
 //! writability callback, that callback can drive [`Pop3Conn::written`]
 //! instead.
+//!
+//! A failed login. Its answer is held back for the delay the client's
+//! address has earned ([`Shared::login_failed`](crate::Shared::login_failed)),
+//! without a sleeping thread: the pump writes what the commands before it
+//! answered, keeps the answer in the flow ([`Held`], `Run::Delayed`), sets
+//! the connection's timer and returns. Nothing schedules the pump while it
+//! is delayed (`queue` only does from `Run::Idle`, `written` only from
+//! `Run::Parked`), so pipelined commands wait behind the answer, their
+//! input bounded as usual; when the timer fires, the IO thread writes the
+//! answer and schedules the pump for what is queued
+//! ([`Pop3Conn::wake`](super::timers)). A held answer keeps a handle to
+//! the connection, so a client that half-closes after its attempt still
+//! gets the answer before the close.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use berth::{ConnHandle, IoBuf};
 
 use super::LOG_TARGET;
-use super::autologout::Clock;
 use super::conn::{Driver, Input, Pop3Conn};
-use crate::{After, Fill, MIN_FILL_ROOM, Response};
+use crate::{After, AuthOutcome, Fill, MIN_FILL_ROOM, Response};
 
 /// Output is written in chunks of this many octets.
 pub(super) const CHUNK: usize = 64 * 1024;
@@ -57,17 +70,49 @@ enum Run {
     Scheduled,
     /// Waiting for a write to complete before the next chunk.
     Parked,
+    /// Waiting for the connection's timer to write a held-back answer.
+    Delayed,
 }
 
-/// A connection's queued input and its writes in flight, shared by the IO
-/// thread (which queues input and learns of completed writes) and the job
-/// running the pump. Its lock is held only for these few fields.
+/// A connection's queued input, its writes in flight, an answer held back
+/// and the deadlines its timer serves, shared by the IO thread (which
+/// queues input, learns of completed writes and runs the timer) and the
+/// job running the pump. Its lock is held only for these few fields.
 pub(super) struct Flow {
     input: VecDeque<Input>,
     input_weight: usize,
     in_flight: usize,
     run: Run,
     paused: bool,
+    /// A failed login's answer, until its delay has passed.
+    held: Option<Held>,
+    /// When the session is closed if it has not logged in: `None` once it
+    /// has, or without a pre-login timeout.
+    login_deadline: Option<Instant>,
+}
+
+/// A failed login's answer, held back until `due`.
+pub(super) struct Held {
+    due: Instant,
+    bytes: Vec<u8>,
+    /// The answer ends the session (too many failed logins).
+    close: bool,
+    /// Keeps the connection from closing (`Lifecycle::closing` waits for
+    /// every handle) while the answer waits.
+    _handle: ConnHandle,
+}
+
+/// A held answer whose time has come, taken by the IO thread.
+pub(super) struct Released {
+    /// The answer (its write is counted).
+    pub(super) bytes: Vec<u8>,
+    /// Close the connection once it is written.
+    pub(super) close: bool,
+    /// Schedule the pump: input is waiting.
+    pub(super) schedule: bool,
+    /// What is left of the held answer (its handle): dropped once the
+    /// answer is queued, so the connection cannot close in between.
+    pub(super) keep_alive: Held,
 }
 
 /// What the IO thread should do after [`Pop3Conn::queue`].
@@ -79,15 +124,74 @@ pub(super) struct Queued {
 }
 
 impl Flow {
-    /// The flow of a new connection, whose greeting is being written.
-    pub(super) fn after_greeting() -> Self {
+    /// The flow of a new connection, whose greeting is being written,
+    /// that must log in by `login_deadline` (if set).
+    pub(super) fn after_greeting(login_deadline: Option<Instant>) -> Self {
         Flow {
             input: VecDeque::new(),
             input_weight: 0,
             in_flight: 1,
             run: Run::Idle,
             paused: false,
+            held: None,
+            login_deadline,
         }
+    }
+
+    /// Count a write whose completion `written` will report.
+    pub(super) fn count_write(&mut self) {
+        self.in_flight += 1;
+    }
+
+    /// When the connection's timer should fire next: the earliest of the
+    /// held answer's time and the login deadline, or `login_retry`
+    /// instead of the latter when the login deadline has passed but the
+    /// session was busy.
+    pub(super) fn next_wake(&self, login_retry: Option<Instant>) -> Option<Instant> {
+        let login = login_retry.or(self.login_deadline);
+        let held = self.held.as_ref().map(|h| h.due);
+        match (login, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the login deadline has passed at `now`.
+    pub(super) fn login_expired(&self, now: Instant) -> bool {
+        self.login_deadline.is_some_and(|at| at <= now)
+    }
+
+    /// The session is over: no answer is held any longer and no deadline
+    /// runs. Returns the held answer, to drop outside the lock.
+    pub(super) fn end(&mut self) -> Option<Held> {
+        self.login_deadline = None;
+        self.held.take()
+    }
+
+    /// The session logged in: the login deadline no longer runs.
+    pub(super) fn logged_in(&mut self) {
+        self.login_deadline = None;
+    }
+
+    /// On the IO thread, when the timer fires at `now`: the held answer,
+    /// if its time has come, its write counted and the pump's state set
+    /// (scheduled if input is waiting, else idle).
+    pub(super) fn release(&mut self, now: Instant) -> Option<Released> {
+        if self.held.as_ref().is_none_or(|h| h.due > now) {
+            return None;
+        }
+        let mut held = self.held.take()?;
+        self.in_flight += 1;
+        let schedule = !held.close && self.run == Run::Delayed && !self.input.is_empty();
+        if self.run == Run::Delayed {
+            self.run = if schedule { Run::Scheduled } else { Run::Idle };
+        }
+        Some(Released {
+            bytes: std::mem::take(&mut held.bytes),
+            close: held.close,
+            schedule,
+            keep_alive: held,
+        })
     }
 
     /// Take a write slot, or park (and say so) if none is free.
@@ -148,7 +252,7 @@ impl Pop3Conn {
     /// On a worker: run the queued commands in order and write their
     /// responses, until the input runs out or [`MAX_IN_FLIGHT`] writes
     /// are queued.
-    pub(super) fn pump(&self, handle: &ConnHandle, clock: Clock) {
+    pub(super) fn pump(&self, handle: &ConnHandle) {
         if !handle.is_open() {
             return;
         }
@@ -158,17 +262,17 @@ impl Pop3Conn {
             return;
         };
         let Some(driver) = guard.as_mut() else {
-            // The session is over (QUIT, autologout): input is ignored.
+            // The session is over (QUIT, a timeout): input is ignored.
             self.discard_input();
             return;
         };
         loop {
             let turn = if driver.out.len() >= CHUNK {
-                self.flush(handle, driver, clock)
+                self.flush(handle, driver)
             } else if driver.body.is_some() {
-                self.fill(handle, driver, clock)
+                self.fill(handle, driver)
             } else {
-                self.next_command(handle, driver, clock)
+                self.next_command(handle, driver)
             };
             match turn {
                 Turn::Go => {}
@@ -185,27 +289,26 @@ impl Pop3Conn {
     }
 
     /// Write the chunk if a slot is free; otherwise park.
-    fn flush(&self, handle: &ConnHandle, driver: &mut Driver, clock: Clock) -> Turn {
+    fn flush(&self, handle: &ConnHandle, driver: &mut Driver) -> Turn {
         if !self.flow().take_slot() {
             return Turn::Stop;
         }
-        self.send(handle, driver, clock)
+        Self::send(handle, driver)
     }
 
     /// Write everything in `out` (a slot is taken).
-    fn send(&self, handle: &ConnHandle, driver: &mut Driver, clock: Clock) -> Turn {
+    fn send(handle: &ConnHandle, driver: &mut Driver) -> Turn {
         let chunk = std::mem::take(&mut driver.out);
         if handle.write_buf(IoBuf::from(chunk)).is_err() {
             // The connection is gone: end the session.
             let _ = handle.close();
             return Turn::End;
         }
-        self.touch(clock.now());
         Turn::Go
     }
 
     /// Produce the next piece of the response in progress.
-    fn fill(&self, handle: &ConnHandle, driver: &mut Driver, clock: Clock) -> Turn {
+    fn fill(&self, handle: &ConnHandle, driver: &mut Driver) -> Turn {
         let Some(body) = driver.body.as_mut() else {
             return Turn::Go;
         };
@@ -221,7 +324,7 @@ impl Pop3Conn {
                 driver.body = None;
                 Turn::Go
             }
-            Ok(Fill::More) => self.flush(handle, driver, clock),
+            Ok(Fill::More) => self.flush(handle, driver),
             Err(e) => {
                 // Part of the response may be out: only ending the
                 // connection without the terminator tells the client.
@@ -235,7 +338,7 @@ impl Pop3Conn {
 
     /// Run the next queued command; with none left, write what is
     /// gathered and go idle.
-    fn next_command(&self, handle: &ConnHandle, driver: &mut Driver, clock: Clock) -> Turn {
+    fn next_command(&self, handle: &ConnHandle, driver: &mut Driver) -> Turn {
         let mut flow = self.flow();
         let Some(input) = flow.input.pop_front() else {
             if driver.out.is_empty() {
@@ -249,7 +352,7 @@ impl Pop3Conn {
             // runs after this one returns.
             flow.run = Run::Idle;
             drop(flow);
-            return match self.send(handle, driver, clock) {
+            return match Self::send(handle, driver) {
                 Turn::Go => Turn::Stop,
                 end => end,
             };
@@ -268,18 +371,93 @@ impl Pop3Conn {
             Input::Line(line) => driver.session.respond(&line),
             Input::TooLong => driver.session.line_too_long().into(),
         };
-        self.touch(clock.now());
+        match driver.session.take_auth_outcome() {
+            Some(AuthOutcome::Failed) => {
+                let now = Instant::now();
+                let ip = handle.peer_addr().ip();
+                let delay = driver.session.shared().login_failed(ip, now);
+                if !delay.is_zero() {
+                    return self.hold(handle, driver, head, after, now, now + delay);
+                }
+            }
+            Some(AuthOutcome::Succeeded) => {
+                driver
+                    .session
+                    .shared()
+                    .login_succeeded(handle.peer_addr().ip());
+                if driver.session.user().is_some() {
+                    self.logged_in(handle);
+                }
+            }
+            None => {}
+        }
         driver.out.extend_from_slice(&head);
         driver.body = body;
         if after == After::Close {
-            // QUIT (after its UPDATE) or too many failed logins: the last
-            // response. Close once it is written; the session ends.
-            self.flow().in_flight += 1;
-            self.send(handle, driver, clock);
+            // QUIT (after its UPDATE), too many failed logins or bad
+            // commands: the last response. Close once it is written; the
+            // session ends.
+            self.flow().count_write();
+            Self::send(handle, driver);
             let _ = handle.close();
             return Turn::End;
         }
         Turn::Go
+    }
+
+    /// Hold a failed login's `answer` back until `due` (see the module
+    /// docs): write what the commands before it answered, keep the answer
+    /// for the IO thread and set the timer. The pump stops; the session
+    /// ends now if the answer closes it.
+    fn hold(
+        &self,
+        handle: &ConnHandle,
+        driver: &mut Driver,
+        answer: Vec<u8>,
+        after: After,
+        now: Instant,
+        due: Instant,
+    ) -> Turn {
+        if !driver.out.is_empty() {
+            // Counted like every write (so one more than MAX_IN_FLIGHT
+            // may be out): `written` counts each completion down.
+            self.flow().count_write();
+            if let Turn::End = Self::send(handle, driver) {
+                return Turn::End;
+            }
+        }
+        let close = after == After::Close;
+        let mut flow = self.flow();
+        flow.held = Some(Held {
+            due,
+            bytes: answer,
+            close,
+            _handle: handle.clone(),
+        });
+        flow.run = Run::Delayed;
+        let wake = flow.next_wake(None);
+        drop(flow);
+        if let Some(at) = wake {
+            // At most the delay: sooner if the login deadline comes first.
+            let _ = handle.set_timer(at.saturating_duration_since(now));
+        }
+        if close { Turn::End } else { Turn::Stop }
+    }
+
+    /// The session has logged in: stop the login deadline, and the timer
+    /// unless something else waits for it.
+    fn logged_in(&self, handle: &ConnHandle) {
+        let mut flow = self.flow();
+        if flow.login_deadline.is_none() {
+            return;
+        }
+        flow.logged_in();
+        let wake = flow.next_wake(None);
+        drop(flow);
+        let _ = match wake {
+            Some(at) => handle.set_timer(at.saturating_duration_since(Instant::now())),
+            None => handle.cancel_timer(),
+        };
     }
 
     /// Drop queued input of a session that is over.

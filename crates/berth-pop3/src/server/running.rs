@@ -19,8 +19,8 @@ pub const WORKER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`Server`] does) and then waits for the workers; prefer
 /// [`Pop3Server::shutdown`].
 pub struct Pop3Server {
-    // Dropped in this order: the server (with the handler and its
-    // autologout timer) first, then the pool.
+    // Dropped in this order: the server (with the handler) first, then
+    // the pool.
     server: Server<Framed<Pop3Handler>>,
     pool: WorkerPool,
 }

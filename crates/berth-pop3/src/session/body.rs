@@ -46,6 +46,17 @@ impl From<Reply> for Response {
     }
 }
 
+impl Response {
+    /// The response as a [`Reply`], for one without a body.
+    pub(super) fn into_reply(self) -> Reply {
+        debug_assert!(self.body.is_none());
+        Reply {
+            bytes: self.head,
+            after: self.after,
+        }
+    }
+}
+
 /// The body of a multi-line response still to be produced (see
 /// [`Session::fill`]); it ends with the terminating `.CRLF`.
 #[derive(Debug)]

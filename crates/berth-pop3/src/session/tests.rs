@@ -124,6 +124,7 @@ fn timestamp_of(greeting: &[u8]) -> String {
 }
 
 mod auth;
+mod limits;
 mod streaming;
 mod writers;
 

@@ -19,6 +19,10 @@ use berth_pop3::server::{Pop3Server, Pop3ServerBuilder};
 /// The bound on every wait.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The granularity of the core's timer wheel: an idle timeout may run out
+/// up to this much before a full period has passed since the last byte.
+pub const TICK: Duration = Duration::from_millis(10);
+
 /// Define one `#[test]` per engine for each named function taking the
 /// engine.
 macro_rules! both_engines {
@@ -109,6 +113,15 @@ pub fn start_with(
     builder.start(server).expect("server starts")
 }
 
+/// A server with one IO thread (every connection on it).
+pub fn start_one_io_thread(builder: Pop3ServerBuilder, engine: EngineChoice) -> Pop3Server {
+    let server = berth::Server::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .io_threads(1)
+        .engine(engine);
+    builder.start(server).expect("server starts")
+}
+
 /// A client that has read the greeting.
 pub struct Client {
     pub stream: TcpStream,
@@ -162,6 +175,28 @@ impl Client {
         let pass = self.command("PASS wonderland");
         assert!(pass.starts_with("+OK maildrop has "), "{pass}");
         pass
+    }
+
+    /// Whether anything (a reply, or the end of the stream) has arrived
+    /// that is not read yet; does not wait.
+    pub fn has_unread(&mut self) -> bool {
+        if !self.replies.buffer().is_empty() {
+            return true;
+        }
+        self.stream.set_nonblocking(true).unwrap();
+        let peeked = self.stream.peek(&mut [0; 1]);
+        self.stream.set_nonblocking(false).unwrap();
+        match peeked {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("peek: {e}"),
+        }
+    }
+
+    /// Send `command`, then read until the server closes; return what came.
+    pub fn rest_after(mut self, command: &str) -> String {
+        self.send(&format!("{command}\r\n"));
+        self.rest()
     }
 
     /// Read until the server closes; return what came.
