@@ -4,19 +4,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use berth::EngineChoice;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::attack::AttackPlan;
-
-/// How messages are framed on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// A plain byte stream (for `berth echo`).
-    Echo,
-    /// 1-byte-header packets of at most 255 bytes (for `berth packet-echo`);
-    /// a message of `--size` bytes is sent as consecutive packets.
-    Packet,
-}
+use super::mode::Mode;
 
 /// Flags of `berth bench`.
 #[derive(Debug, Args)]

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use berth::{Conn, Handler, IoBuf, Lifecycle, ServerEvent};
 
-use super::Shared;
 use super::send::send_many;
+use super::shared::Shared;
 use super::template::FIELDS;
 
 /// Per-connection state: where we are in the echoed stream.
