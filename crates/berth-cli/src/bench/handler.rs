@@ -30,10 +30,10 @@ pub(super) struct Bench(pub(super) Arc<Shared>);
 impl Lifecycle for Bench {
     type State = ConnBench;
 
-    fn connect_failed(&self, _: SocketAddr, _: &std::io::Error) {
+    fn connect_failed(&self, _: SocketAddr, err: &std::io::Error) {
         // Connects still pending when the run ends fail as it stops.
         if !self.0.stop.load(Relaxed) {
-            self.0.counters.connect_errors.fetch_add(1, Relaxed);
+            self.0.counters.connect_error(err);
         }
         self.reconnect();
     }

@@ -148,6 +148,7 @@ fn collect(shared: &Shared, args: &BenchArgs) -> Report {
         hist,
         mismatches: c.mismatches.load(Relaxed),
         connect_errors: c.connect_errors.load(Relaxed),
+        connect_errors_by_kind: c.connect_errors_by_kind.counts(),
         closes: c.closes.load(Relaxed),
         conns_per_sec: args
             .churn
