@@ -1,6 +1,17 @@
 //! Where connections go and where they come from: the server's address,
 //! and the local addresses and ports to connect from in turn.
+//!
+//! A port chosen in turn may be held by a socket that is none of the run's:
+//! one bound to the same address without `SO_REUSEADDR` (open, or closed
+//! and still in TIME_WAIT for a minute, as tests and tools that connect
+//! from 127.0.0.2 leave them), or a listener on it or on the wildcard
+//! address. Its bind fails with `AddrInUse` (a pair whose last connection
+//! to the same server is still in use fails its connect with
+//! `AddrNotAvailable`). The kernel, when it picks, just tries another
+//! port; so does the run: such a connect is dialled again from the next
+//! pair and counted as a retry, not as an error (`Dialer::retries`).
 
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -16,7 +27,18 @@ pub(super) struct Dialer {
     sources: Option<Sources>,
     /// The client's handle, once it runs (for reconnects from its threads).
     control: OnceLock<ServerHandle>,
+    /// Connects from a chosen pair that found it taken, in a row: with no
+    /// connection established since the first of them.
+    taken_in_a_row: AtomicU64,
 }
+
+/// Taken pairs in a row, with no connection established in between, after
+/// which a taken pair counts as an error again. A source address that
+/// cannot be bound at all (not one of this host's: `AddrNotAvailable` on
+/// every port) must still fail the run, while pairs taken by chance are
+/// few among the tens of thousands a run goes through: 64 in a row do not
+/// happen.
+const MAX_TAKEN_IN_A_ROW: u64 = 64;
 
 impl Dialer {
     /// Connections to `--addr`, from the `--source` addresses (or the
@@ -27,6 +49,7 @@ impl Dialer {
             addr: args.addr,
             sources: (!ips.is_empty()).then(|| Sources::new(ips, ephemeral_ports(), fresh_start())),
             control: OnceLock::new(),
+            taken_in_a_row: AtomicU64::new(0),
         })
     }
 
@@ -49,6 +72,30 @@ impl Dialer {
     pub(super) fn reconnect(&self) {
         if let Some(control) = self.control.get() {
             let _ = self.connect(control, Duration::from_secs(5));
+        }
+    }
+
+    /// Whether a connect that failed with `err` is to be dialled again from
+    /// the next pair rather than counted as an error: its pair, chosen by
+    /// the run, was taken (`AddrInUse`, `AddrNotAvailable`), which says
+    /// nothing about the server. Not when the kernel chose the port (then
+    /// `AddrNotAvailable` means it found none free), nor after
+    /// `MAX_TAKEN_IN_A_ROW` taken pairs with no connection in between.
+    pub(super) fn retries(&self, err: &io::Error) -> bool {
+        self.sources.is_some()
+            && matches!(
+                err.kind(),
+                io::ErrorKind::AddrInUse | io::ErrorKind::AddrNotAvailable
+            )
+            && self.taken_in_a_row.fetch_add(1, Relaxed) < MAX_TAKEN_IN_A_ROW
+    }
+
+    /// A connection was established: taken pairs count from zero again.
+    pub(super) fn established(&self) {
+        // Read first: a store on every connection would bounce the cache
+        // line between the IO threads for nothing.
+        if self.taken_in_a_row.load(Relaxed) != 0 {
+            self.taken_in_a_row.store(0, Relaxed);
         }
     }
 }

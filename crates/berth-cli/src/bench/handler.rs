@@ -31,10 +31,19 @@ impl Lifecycle for Bench {
     type State = ConnBench;
 
     fn connect_failed(&self, _: SocketAddr, err: &std::io::Error) {
+        let b = &self.0;
         // Connects still pending when the run ends fail as it stops.
-        if !self.0.stop.load(Relaxed) {
-            self.0.counters.connect_error(err);
+        if b.stop.load(Relaxed) {
+            return;
         }
+        if b.dialer.retries(err) {
+            // The pair the run chose was taken: the next one, whatever the
+            // mode (a connection of a closed-loop run is replaced too).
+            b.counters.connect_retry(err);
+            b.dialer.reconnect();
+            return;
+        }
+        b.counters.connect_error(err);
         self.reconnect();
     }
 
@@ -53,6 +62,7 @@ impl Handler for Bench {
     fn connection_established(&self, conn: &mut Conn<'_>, st: &mut ConnBench, _: SocketAddr) {
         let b = &self.0;
         b.counters.established.fetch_add(1, Relaxed);
+        b.dialer.established();
         if b.load.open_loop {
             b.paced.add(conn.handle());
         } else {

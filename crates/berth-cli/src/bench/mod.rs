@@ -149,6 +149,8 @@ fn collect(shared: &Shared, args: &BenchArgs) -> Report {
         mismatches: c.mismatches.load(Relaxed),
         connect_errors: c.connect_errors.load(Relaxed),
         connect_errors_by_kind: c.connect_errors_by_kind.counts(),
+        connect_retries: c.connect_retries.load(Relaxed),
+        connect_retries_by_kind: c.connect_retries_by_kind.counts(),
         closes: c.closes.load(Relaxed),
         conns_per_sec: args
             .churn

@@ -16,6 +16,10 @@ pub(super) struct Report {
     pub(super) connect_errors: u64,
     /// The same by the kind of their error (`AddrInUse`, `TimedOut`...).
     pub(super) connect_errors_by_kind: BTreeMap<String, u64>,
+    /// Connects dialled again from the next local address and port, as
+    /// the one chosen was taken.
+    pub(super) connect_retries: u64,
+    pub(super) connect_retries_by_kind: BTreeMap<String, u64>,
     pub(super) closes: u64,
     pub(super) conns_per_sec: Option<f64>,
     /// What the attackers did, if the run had any.
@@ -50,6 +54,12 @@ impl Report {
                 "connect_errors_by_kind",
                 "  by kind",
                 Value::ByKind(&self.connect_errors_by_kind),
+            ),
+            count("connect_retries", "connect retries", self.connect_retries),
+            (
+                "connect_retries_by_kind",
+                "  by kind",
+                Value::ByKind(&self.connect_retries_by_kind),
             ),
             count("closes", "unexpected closes", self.closes),
         ];
@@ -190,6 +200,8 @@ mod tests {
             mismatches: 0,
             connect_errors: kinds.iter().map(|(_, n)| n).sum(),
             connect_errors_by_kind: kinds.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+            connect_retries: 0,
+            connect_retries_by_kind: Default::default(),
             closes: 0,
             conns_per_sec: None,
             attack: None,

@@ -52,6 +52,11 @@ pub(super) struct Counters {
     pub(super) connect_errors: AtomicU64,
     /// The same, by the kind of their error.
     pub(super) connect_errors_by_kind: ByKind,
+    /// Connects from a chosen local address and port that found the pair
+    /// taken, dialled again from the next pair (not errors).
+    pub(super) connect_retries: AtomicU64,
+    /// The same, by the kind of their error.
+    pub(super) connect_retries_by_kind: ByKind,
     /// Connections the server closed while the run lasted (not in churn).
     pub(super) closes: AtomicU64,
     /// Churn: connections that finished their echo in the measured window.
@@ -67,6 +72,12 @@ impl Counters {
     pub(super) fn connect_error(&self, err: &io::Error) {
         self.connect_errors.fetch_add(1, Relaxed);
         self.connect_errors_by_kind.add(err);
+    }
+
+    /// A connect failed with `err` and is dialled again.
+    pub(super) fn connect_retry(&self, err: &io::Error) {
+        self.connect_retries.fetch_add(1, Relaxed);
+        self.connect_retries_by_kind.add(err);
     }
 }
 
