@@ -48,9 +48,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub(super) churn: bool,
     /// Local addresses to connect from, in turn (comma-separated or
-    /// repeated); each connection binds its own port from the kernel's
-    /// ephemeral range, and one that another socket holds is left for the
-    /// next (counted in `connect_retries`, not as an error). Default: 127.0.0.2 to 127.0.0.5 for `--churn`
+    /// repeated); each connection binds a port of its own, in turn, outside
+    /// the kernel's ephemeral range (so that the kernel's own choices for
+    /// other programs' connects are left alone), and one that another
+    /// socket holds is left for the next (counted in `connect_retries`, not
+    /// as an error). Default: 127.0.0.2 to 127.0.0.5 for `--churn`
     /// against an IPv4 loopback address (letting the kernel pick a port
     /// means searching past every port still in TIME_WAIT, which caps a
     /// churn run at the load generator; 127.0.0.1 is left out because
