@@ -6,9 +6,10 @@
 //! one the kernel skips when it picks a port for a `connect`, for any
 //! program on the machine and for as long as the socket lasts, TIME_WAIT
 //! included (a minute): ports taken inside the range leave every other
-//! program fewer, and none once a churn has gone through them all (some
-//! 28,000 connects; other programs' and tests' connects then fail with
-//! `AddrNotAvailable` for that minute). And every port the kernel picked
+//! program fewer, and none once a churn has gone through them all (28,232
+//! ports by default: as many connects from one source address, four times
+//! as many from four), when their connects fail with `AddrNotAvailable`
+//! for that minute. And every port the kernel picked
 //! itself, for a `connect` or a `bind` to port 0 (as tests and tools that
 //! connect from 127.0.0.2 do), is inside it: no such socket holds one of
 //! ours.
@@ -146,9 +147,10 @@ struct Ports(Vec<(u16, u16)>);
 /// The first port a run may take (below it, ports need privileges).
 const FIRST_PORT: u16 = 1024;
 
-/// Fewest ports outside the ephemeral range for the run to keep to them:
-/// with fewer, a pair would come round again before its TIME_WAIT may be
-/// reused, and the run takes the ephemeral range instead.
+/// Fewest ports outside the ephemeral range for the run to keep to them.
+/// With fewer, the range itself holds three times as many or more, and the
+/// run takes it instead: a pair must not come round again while its last
+/// connection is in TIME_WAIT and younger than a second.
 const MIN_OUTSIDE: u64 = 16 * 1024;
 
 impl Ports {
