@@ -11,6 +11,7 @@ both_engines!(
     bench_ping_pong_and_pipelined_against_echo,
     bench_packet_mode_against_packet_echo,
     bench_churn_and_open_loop,
+    bench_churn_moves_past_ports_other_sockets_hold,
     bench_attackers_run_beside_the_load_and_stop_with_it,
     bench_slowloris_shed_by_the_frame_timeout_come_back_with_reconnect,
 );
@@ -111,16 +112,11 @@ fn bench_churn_and_open_loop(engine: &str) {
     ] {
         let json = bench(&srv, engine, extra);
         assert!(field(&json, "conns_per_sec") > 0.0, "{json}");
-        // At most one connect in 2,000 may fail: in the full suite a port
-        // the churn chooses now and then collides with a connection an
-        // earlier test left on this machine (seen once in ~7,700 connects,
-        // only after the whole suite). A server that refuses connections
-        // fails this by far. To investigate: which error it is.
-        let connects = field(&json, "messages").max(1.0);
-        assert!(
-            field(&json, "connect_errors") <= (connects / 2000.0).max(1.0),
-            "{json}"
-        );
+        // Not one connect fails, however busy the machine: a chosen port
+        // that another socket holds is left for the next one (a retry, see
+        // the next test), and a refused or timed-out connect is an error
+        // (its kind is in the JSON).
+        assert_eq!(field(&json, "connect_errors"), 0.0, "{json}");
         assert_eq!(field(&json, "mismatches"), 0.0, "{json}");
     }
     let json = bench(&srv, engine, &["--conns", "4", "--rate", "2000"]);
@@ -129,6 +125,40 @@ fn bench_churn_and_open_loop(engine: &str) {
         (1000.0..3000.0).contains(&rate),
         "open loop at 2000/s gave {rate}: {json}"
     );
+}
+
+/// Ports the churn would connect from, held by sockets that are not the
+/// run's: bound there without `SO_REUSEADDR` (or listening there, or on the
+/// wildcard address). The connect is dialled again from the next port and
+/// counted as a retry, not as a failed connect.
+fn bench_churn_moves_past_ports_other_sockets_hold(engine: &str) {
+    use socket2::{Domain, Socket, Type};
+    let _serial = one_at_a_time();
+    let srv = server("echo", engine);
+    // Every 32nd port of 127.0.0.8 (those that are free): a run of a
+    // thousand connects or more from there meets dozens of them.
+    let held: Vec<Socket> = (1024..=u16::MAX)
+        .step_by(32)
+        .filter_map(|port| {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            let at = std::net::SocketAddr::from(([127, 0, 0, 8], port));
+            s.bind(&at.into()).ok().map(|()| s)
+        })
+        .collect();
+    assert!(held.len() > 1000, "{} ports held", held.len());
+    let json = bench(
+        &srv,
+        engine,
+        &["--churn", "--conns", "4", "--source", "127.0.0.8"],
+    );
+    assert_eq!(field(&json, "connect_errors"), 0.0, "{json}");
+    assert_eq!(field(&json, "mismatches"), 0.0, "{json}");
+    assert!(field(&json, "connect_retries") > 0.0, "{json}");
+    assert!(
+        json.contains(r#""connect_retries_by_kind": {"AddrInUse": "#),
+        "{json}"
+    );
+    drop(held);
 }
 
 #[test]
@@ -140,19 +170,26 @@ fn bench_against_nothing_fails_with_one_line() {
         .port()
         .to_string();
     let addr = format!("127.0.0.1:{port}");
-    let out = run_bounded(berth(&[
-        "bench",
-        "--addr",
-        &addr,
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0",
-        "--json",
-    ]));
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("no message was echoed"), "{err}");
+    // Churn too: from ports it chooses, a refusal is still an error.
+    for churn in [&[][..], &["--churn"]] {
+        let mut args = vec![
+            "bench",
+            "--addr",
+            &addr,
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--json",
+        ];
+        args.extend_from_slice(churn);
+        let out = run_bounded(berth(&args));
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("no message was echoed"), "{err}");
+        assert!(err.contains("ConnectionRefused"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }
 
 #[test]

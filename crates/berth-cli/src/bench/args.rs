@@ -4,19 +4,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use berth::EngineChoice;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::attack::AttackPlan;
-
-/// How messages are framed on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
-    /// A plain byte stream (for `berth echo`).
-    Echo,
-    /// 1-byte-header packets of at most 255 bytes (for `berth packet-echo`);
-    /// a message of `--size` bytes is sent as consecutive packets.
-    Packet,
-}
+use super::mode::Mode;
 
 /// Flags of `berth bench`.
 #[derive(Debug, Args)]
@@ -57,8 +48,11 @@ pub struct BenchArgs {
     #[arg(long)]
     pub(super) churn: bool,
     /// Local addresses to connect from, in turn (comma-separated or
-    /// repeated); each connection binds its own port from the kernel's
-    /// ephemeral range. Default: 127.0.0.2 to 127.0.0.5 for `--churn`
+    /// repeated); each connection binds a port of its own, in turn, outside
+    /// the kernel's ephemeral range (so that the kernel's own choices for
+    /// other programs' connects are left alone), and one that another
+    /// socket holds is left for the next (counted in `connect_retries`, not
+    /// as an error). Default: 127.0.0.2 to 127.0.0.5 for `--churn`
     /// against an IPv4 loopback address (letting the kernel pick a port
     /// means searching past every port still in TIME_WAIT, which caps a
     /// churn run at the load generator; 127.0.0.1 is left out because

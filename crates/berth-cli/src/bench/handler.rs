@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use berth::{Conn, Handler, IoBuf, Lifecycle, ServerEvent};
 
-use super::Shared;
 use super::send::send_many;
+use super::shared::Shared;
 use super::template::FIELDS;
 
 /// Per-connection state: where we are in the echoed stream.
@@ -30,11 +30,20 @@ pub(super) struct Bench(pub(super) Arc<Shared>);
 impl Lifecycle for Bench {
     type State = ConnBench;
 
-    fn connect_failed(&self, _: SocketAddr, _: &std::io::Error) {
+    fn connect_failed(&self, _: SocketAddr, err: &std::io::Error) {
+        let b = &self.0;
         // Connects still pending when the run ends fail as it stops.
-        if !self.0.stop.load(Relaxed) {
-            self.0.counters.connect_errors.fetch_add(1, Relaxed);
+        if b.stop.load(Relaxed) {
+            return;
         }
+        if b.dialer.retries(err) {
+            // The pair the run chose was taken: the next one, whatever the
+            // mode (a connection of a closed-loop run is replaced too).
+            b.counters.connect_retry(err);
+            b.dialer.reconnect();
+            return;
+        }
+        b.counters.connect_error(err);
         self.reconnect();
     }
 
@@ -53,6 +62,7 @@ impl Handler for Bench {
     fn connection_established(&self, conn: &mut Conn<'_>, st: &mut ConnBench, _: SocketAddr) {
         let b = &self.0;
         b.counters.established.fetch_add(1, Relaxed);
+        b.dialer.established();
         if b.load.open_loop {
             b.paced.add(conn.handle());
         } else {

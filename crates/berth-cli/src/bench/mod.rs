@@ -5,89 +5,39 @@
 //! latency is measured from the intended send time, so an open-loop run
 //! (`--rate`) does not hide queueing (coordinated omission).
 //!
-//! The pieces: `args` (the flags), `template` (the bytes of a message and
-//! the check of its echo), `send` (messages written into pooled buffers),
-//! `handler` (each connection's side of the echo), `pace` (the open-loop
-//! sender), `dial` (where connections go and come from), `stats` (the
-//! measured window, histograms, counters), `report` (the results) and
+//! The pieces: `args` (the flags), `mode` (the framing), `template` (the
+//! bytes of a message and the check of its echo), `send` (messages written
+//! into pooled buffers), `handler` (each connection's side of the echo),
+//! `shared` (what the IO threads, the pacer and `run` share), `pace` (the
+//! open-loop sender), `dial` (where connections go and come from), `stats`
+//! (the measured window, histograms, counters), `report` (the results) and
 //! `attack` (slowloris and never-reading connections beside the load).
 
 mod args;
 mod attack;
 mod dial;
 mod handler;
+mod mode;
 mod pace;
 mod report;
 mod send;
+mod shared;
 mod stats;
 mod template;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use berth::Client;
 
 pub use args::BenchArgs;
 use attack::Attack;
-use dial::Dialer;
 use handler::Bench;
-use pace::{Paced, pace};
+use pace::pace;
 use report::Report;
-use stats::{Counters, Latency, Window};
-use template::Template;
-
-/// What every connection sends.
-struct Load {
-    template: Template,
-    /// Bytes per message.
-    size: usize,
-    /// Messages in flight per connection (closed loop).
-    depth: u32,
-    /// `--rate`: the pacer sends, not the replies.
-    open_loop: bool,
-    /// `--churn`: one message per connection, then a new connection.
-    churn: bool,
-}
-
-/// Everything the client's IO threads, the pacer and `run` share.
-struct Shared {
-    load: Load,
-    window: Window,
-    /// Set when the measured window ends: nothing more is sent, reconnected
-    /// or counted as an error.
-    stop: AtomicBool,
-    latency: Latency,
-    counters: Counters,
-    dialer: Dialer,
-    paced: Paced,
-}
-
-impl Shared {
-    fn new(args: &BenchArgs) -> Result<Self, String> {
-        let dialer = Dialer::new(args)?;
-        Ok(Shared {
-            load: Load {
-                template: Template::new(args.size as usize, args.mode),
-                size: args.size as usize,
-                depth: args.depth,
-                open_loop: args.rate.is_some(),
-                churn: args.churn,
-            },
-            window: Window::new(
-                Instant::now(),
-                Duration::from_secs_f64(args.warmup),
-                Duration::from_secs_f64(args.duration),
-            ),
-            stop: AtomicBool::new(false),
-            latency: Latency::new(),
-            counters: Counters::default(),
-            dialer,
-            paced: Paced::default(),
-        })
-    }
-}
+use shared::Shared;
 
 pub fn run(args: BenchArgs) -> Result<(), String> {
     args.check()?;
@@ -98,7 +48,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let client = start(&args, &shared)?;
     let pacer = args.rate.map(|rate| {
         let shared = Arc::clone(&shared);
-        std::thread::spawn(move || pace(&shared, rate))
+        std::thread::spawn(move || {
+            let s = &*shared;
+            pace(&s.paced, &s.load.template, &s.window, &s.stop, rate);
+        })
     });
     wait_for_end(&shared, !args.json && std::io::stdout().is_terminal());
     shared.stop.store(true, Relaxed);
@@ -195,6 +148,9 @@ fn collect(shared: &Shared, args: &BenchArgs) -> Report {
         hist,
         mismatches: c.mismatches.load(Relaxed),
         connect_errors: c.connect_errors.load(Relaxed),
+        connect_errors_by_kind: c.connect_errors_by_kind.counts(),
+        connect_retries: c.connect_retries.load(Relaxed),
+        connect_retries_by_kind: c.connect_retries_by_kind.counts(),
         closes: c.closes.load(Relaxed),
         conns_per_sec: args
             .churn

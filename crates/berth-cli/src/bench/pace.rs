@@ -2,12 +2,13 @@
 //! spread over the connections, each stamped with its intended send time.
 
 use std::sync::Mutex;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use berth::ConnHandle;
 
-use super::Shared;
+use super::stats::Window;
+use super::template::Template;
 
 /// The connections the pacer writes to, as they are established.
 #[derive(Default)]
@@ -26,21 +27,28 @@ impl Paced {
     }
 }
 
-/// Send `rate` messages per second in turn over the paced connections
-/// until the run stops, catching up on every message that is due.
-pub(super) fn pace(b: &Shared, rate: f64) {
+/// Send `rate` messages per second, copies of `template` stamped with
+/// their intended send time in `window`, in turn over the connections of
+/// `paced` until `stop` is set, catching up on every message that is due.
+pub(super) fn pace(
+    paced: &Paced,
+    template: &Template,
+    window: &Window,
+    stop: &AtomicBool,
+    rate: f64,
+) {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut next = Instant::now();
     let mut turn = 0usize;
     let mut seqs: Vec<u32> = Vec::new();
-    let mut msg = Vec::with_capacity(b.load.size);
-    while !b.stop.load(Relaxed) {
+    let mut msg = Vec::with_capacity(template.bytes.len());
+    while !stop.load(Relaxed) {
         let now = Instant::now();
         if now < next {
             std::thread::sleep((next - now).min(Duration::from_millis(1)));
             continue;
         }
-        let handles = b.paced.handles.lock().unwrap();
+        let handles = paced.handles.lock().unwrap();
         if handles.is_empty() {
             next = Instant::now();
             continue;
@@ -50,8 +58,8 @@ pub(super) fn pace(b: &Shared, rate: f64) {
         while next <= Instant::now() {
             let i = turn % handles.len();
             turn += 1;
-            let intended = b.window.ns_at(next);
-            b.load.template.fill(&mut msg, seqs[i], intended);
+            let intended = window.ns_at(next);
+            template.fill(&mut msg, seqs[i], intended);
             seqs[i] = seqs[i].wrapping_add(1);
             let _ = handles[i].write(&msg);
             next += interval;

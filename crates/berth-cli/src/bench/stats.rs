@@ -1,7 +1,9 @@
 //! What a run counts: the measured window, latency histograms sharded by
 //! connection, and event counters.
 
-use std::sync::atomic::AtomicU64;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,13 @@ pub(super) struct Counters {
     pub(super) mismatches: AtomicU64,
     /// Connects that failed while the run lasted.
     pub(super) connect_errors: AtomicU64,
+    /// The same, by the kind of their error.
+    pub(super) connect_errors_by_kind: ByKind,
+    /// Connects from a chosen local address and port that found the pair
+    /// taken, dialled again from the next pair (not errors).
+    pub(super) connect_retries: AtomicU64,
+    /// The same, by the kind of their error.
+    pub(super) connect_retries_by_kind: ByKind,
     /// Connections the server closed while the run lasted (not in churn).
     pub(super) closes: AtomicU64,
     /// Churn: connections that finished their echo in the measured window.
@@ -56,6 +65,47 @@ pub(super) struct Counters {
     pub(super) established: AtomicU64,
     /// Messages echoed, warm-up included (for the progress line).
     pub(super) total_messages: AtomicU64,
+}
+
+impl Counters {
+    /// A connect failed with `err` while the run lasted.
+    pub(super) fn connect_error(&self, err: &io::Error) {
+        self.connect_errors.fetch_add(1, Relaxed);
+        self.connect_errors_by_kind.add(err);
+    }
+
+    /// A connect failed with `err` and is dialled again.
+    pub(super) fn connect_retry(&self, err: &io::Error) {
+        self.connect_retries.fetch_add(1, Relaxed);
+        self.connect_retries_by_kind.add(err);
+    }
+}
+
+/// Errors counted by kind: a handful of kinds in a run, and errors are
+/// rare, so one lock for all of them.
+#[derive(Default)]
+pub(super) struct ByKind(Mutex<BTreeMap<String, u64>>);
+
+impl ByKind {
+    pub(super) fn add(&self, err: &io::Error) {
+        *self.0.lock().unwrap().entry(kind_name(err)).or_default() += 1;
+    }
+
+    /// Every kind seen, with its count, by name.
+    pub(super) fn counts(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// The name of an error's kind (`io::ErrorKind`, e.g. `AddrInUse` or
+/// `ConnectionRefused`), or `os_error_N` for a system error that std does
+/// not name.
+fn kind_name(err: &io::Error) -> String {
+    let kind = format!("{:?}", err.kind());
+    match err.raw_os_error() {
+        Some(n) if kind == "Uncategorized" || kind == "Other" => format!("os_error_{n}"),
+        _ => kind,
+    }
 }
 
 /// Latencies and message count of the measured window, for the
@@ -107,5 +157,27 @@ impl Latency {
             messages += s.messages;
         }
         (hist, messages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByKind;
+    use std::io;
+
+    #[test]
+    fn errors_are_counted_by_the_name_of_their_kind() {
+        let k = ByKind::default();
+        k.add(&io::Error::from(io::ErrorKind::AddrInUse));
+        k.add(&io::Error::from(io::ErrorKind::AddrInUse));
+        k.add(&io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connect timed out",
+        ));
+        // An errno std has no kind for is named by its number.
+        k.add(&io::Error::from_raw_os_error(4095));
+        let got: Vec<(String, u64)> = k.counts().into_iter().collect();
+        let want = [("AddrInUse", 2), ("TimedOut", 1), ("os_error_4095", 1)];
+        assert_eq!(got, want.map(|(k, n)| (k.to_owned(), n)));
     }
 }

@@ -2,7 +2,7 @@
 //! number and intended send time written in, and the check of an echo
 //! against it.
 
-use super::args::Mode;
+use super::mode::Mode;
 
 /// Bytes of the variable fields in every message.
 pub(super) const FIELDS: usize = 12;

@@ -134,8 +134,13 @@ impl ServerHandle {
     /// pick the port on that address. A load generator that opens many
     /// short connections chooses its own ports this way: on Linux, letting
     /// the kernel pick means searching past every port whose last
-    /// connection is still in `TIME_WAIT`. A local address that cannot be
-    /// bound, or a pair of addresses still in use, is reported through
+    /// connection is still in `TIME_WAIT`. It had best choose them outside
+    /// the kernel's ephemeral range (`ip_local_port_range`): the kernel
+    /// skips a port that a bind took when it picks one for any connect on
+    /// the machine, for as long as the socket lasts, `TIME_WAIT` included.
+    /// A local address that cannot be bound (`AddrInUse` if another socket
+    /// holds the port), or a pair of addresses still in use
+    /// (`AddrNotAvailable`), is reported through
     /// [`Lifecycle::connect_failed`](crate::Lifecycle::connect_failed).
     pub fn connect_from(
         &self,

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::args::Mode;
+use super::mode::Mode;
 
 /// What the attackers do.
 #[derive(Debug, Clone, Copy)]

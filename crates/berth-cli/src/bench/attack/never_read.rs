@@ -9,8 +9,8 @@ use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use super::super::args::Mode;
 use super::Shared;
+use crate::bench::mode::Mode;
 
 /// Bytes handed to the socket per write: 256 whole 255-byte packets.
 const CHUNK: usize = 255 * 256;

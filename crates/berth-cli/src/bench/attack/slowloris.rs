@@ -9,8 +9,8 @@ use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::super::args::Mode;
 use super::Shared;
+use crate::bench::mode::Mode;
 
 /// A packet header announcing the largest packet: in packet mode a
 /// slowloris connection completes a packet only every 255 bytes.
