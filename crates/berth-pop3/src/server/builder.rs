@@ -1,12 +1,14 @@
-//! [`Pop3ServerBuilder`]: the server's settings, with safe defaults.
+//! [`Pop3ServerBuilder`]: the server's settings, with safe defaults, and
+//! [`Pop3Server::builder`], which makes one.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth::{Framed, WorkerPool};
 
 use super::{Pop3Handler, Pop3Server, ServerError};
-use crate::{Config, Shared};
+use crate::{Config, Shared, Users};
 
 /// The default for [`Pop3ServerBuilder::workers`].
 pub const DEFAULT_WORKERS: usize = 4;
@@ -29,6 +31,15 @@ pub struct Pop3ServerBuilder {
     workers: usize,
     idle_timeout: Duration,
     login_timeout: Duration,
+}
+
+impl Pop3Server {
+    /// A builder for a server of the mailboxes under `maildir` (user `u`'s
+    /// mailbox is `maildir/u/{new,cur,tmp}`) to `users`, with the defaults
+    /// of [`Config::new`] and [`Pop3ServerBuilder::new`].
+    pub fn builder(users: Users, maildir: impl Into<PathBuf>) -> Pop3ServerBuilder {
+        Pop3ServerBuilder::new(Config::new(users, maildir))
+    }
 }
 
 impl Pop3ServerBuilder {

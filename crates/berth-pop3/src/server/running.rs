@@ -1,19 +1,22 @@
-//! [`Pop3Server`]: a running POP3 server.
+//! [`Pop3Server`]: a running POP3 server, and how it stops.
+//!
+//! [`Pop3Server::builder`] is in `builder.rs`, beside the builder it
+//! returns: the builder starts the server, so the server does not depend
+//! on it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use berth::{Framed, Server, ServerHandle, WorkerPool};
 
-use super::{Pop3Handler, Pop3ServerBuilder};
-use crate::{Config, Users};
+use super::Pop3Handler;
 
 /// How long [`Pop3Server::shutdown`] waits for the commands still queued.
 pub const WORKER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running POP3 server: a berth server running the [`Pop3Handler`], and
-/// the handler's worker pool. Started with [`Pop3ServerBuilder::start`].
+/// the handler's worker pool. Started with
+/// [`Pop3ServerBuilder::start`](super::Pop3ServerBuilder::start).
 ///
 /// Dropping it stops the server abortively (as dropping a berth
 /// [`Server`] does) and then waits for the workers; prefer
@@ -26,13 +29,7 @@ pub struct Pop3Server {
 }
 
 impl Pop3Server {
-    /// A builder for a server of the mailboxes under `maildir` (user `u`'s
-    /// mailbox is `maildir/u/{new,cur,tmp}`) to `users`, with the defaults
-    /// of [`Config::new`] and [`Pop3ServerBuilder::new`].
-    pub fn builder(users: Users, maildir: impl Into<PathBuf>) -> Pop3ServerBuilder {
-        Pop3ServerBuilder::new(Config::new(users, maildir))
-    }
-
+    /// The server started on `server`, whose handler uses `pool`.
     pub(super) fn new(server: Server<Framed<Pop3Handler>>, pool: WorkerPool) -> Self {
         Pop3Server { server, pool }
     }
