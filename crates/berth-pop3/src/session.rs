@@ -22,65 +22,16 @@ use crate::maildir::{Mailbox, Message, hex_md5};
 use crate::message::{Sizes, WireEncoder, measure};
 
 mod body;
+mod reply;
 
-pub use body::{Body, BodyError, Fill, MIN_FILL_ROOM, Response};
+pub use body::{Body, BodyError, Fill, MIN_FILL_ROOM};
 use body::{MessageBody, read_some};
+pub use reply::{After, Reply, Response};
 
 /// Messages up to this many octets are read whole before their `RETR`
 /// response starts, so its octet count is exact; larger ones are read as
 /// they are sent (see [`Session::fill`]).
 pub const WHOLE_MESSAGE_LIMIT: u64 = 256 * 1024;
-
-/// What the connection should do after sending a [`Reply`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum After {
-    /// Keep reading commands.
-    Continue,
-    /// Close the connection once the reply has been sent.
-    Close,
-}
-
-/// The response to one command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// The bytes to send, CRLF-terminated (including the `.CRLF` of a
-    /// multi-line response).
-    pub bytes: Vec<u8>,
-    /// Whether to keep the connection open.
-    pub after: After,
-}
-
-impl Reply {
-    fn ok(text: &str) -> Self {
-        Self::line("+OK", text, After::Continue)
-    }
-
-    fn err(text: &str) -> Self {
-        Self::line("-ERR", text, After::Continue)
-    }
-
-    fn line(status: &str, text: &str, after: After) -> Self {
-        let mut bytes = Vec::with_capacity(status.len() + text.len() + 3);
-        bytes.extend_from_slice(status.as_bytes());
-        if !text.is_empty() {
-            bytes.push(b' ');
-            bytes.extend_from_slice(text.as_bytes());
-        }
-        bytes.extend_from_slice(b"\r\n");
-        Self { bytes, after }
-    }
-
-    fn closing(mut self) -> Self {
-        self.after = After::Close;
-        self
-    }
-
-    /// Whether the reply is a positive (`+OK`) response.
-    #[must_use]
-    pub fn is_ok(&self) -> bool {
-        self.bytes.starts_with(b"+OK")
-    }
-}
 
 /// The outcome of a login attempt (`PASS` or `APOP`), reported by
 /// [`Session::take_auth_outcome`] so that the server can delay a failed
@@ -259,6 +210,36 @@ impl Session {
     pub fn respond(&mut self, line: &[u8]) -> Response {
         let response = self.command(line);
         self.count_bad(response)
+    }
+
+    /// Produces the next piece of `body` (from the [`Response`] to the
+    /// command just handled) into `out`, which it does not let grow past
+    /// `limit` octets, nor past `out.len() + MIN_FILL_ROOM` if that is
+    /// more (so every call makes progress). [`Fill::More`]: send `out`,
+    /// then call again; [`Fill::Done`]: the response is complete. Call it
+    /// until the body is done before the session handles the next command.
+    ///
+    /// # Errors
+    ///
+    /// [`BodyError`]: the message could not be sent whole; end the
+    /// connection abortively, without the terminator.
+    pub fn fill(
+        &mut self,
+        body: &mut Body,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<Fill, BodyError> {
+        // A listing lists the transaction's messages: none without one.
+        let (messages, deleted) = match &self.state {
+            State::Transaction(tx) => (tx.mailbox.messages(), &tx.deleted[..]),
+            _ => (&[][..], &[][..]),
+        };
+        body.fill(messages, deleted, out, limit).map_err(|failure| {
+            if let (Some(c), State::Transaction(tx)) = (failure.correction, &mut self.state) {
+                tx.mailbox.correct(c.number, c.sizes, c.ino);
+            }
+            failure.error
+        })
     }
 
     /// Counts `response` if it answers a bad command, and replaces it if

@@ -1,13 +1,18 @@
 //! Responses whose body is produced in pieces: a message for `RETR` and
-//! `TOP`, the listing of `LIST` and `UIDL`. A [`Response`] carries the
-//! status line and, for these, a [`Body`] that [`Session::fill`] turns into
-//! wire bytes a bounded piece at a time, so a 200 MB message or a 100,000
-//! line listing never has to be in memory at once.
+//! `TOP`, the listing of `LIST` and `UIDL`. A [`Response`](crate::Response)
+//! carries the status line and, for these, a [`Body`] that
+//! [`Session::fill`](crate::Session::fill) turns into wire bytes a bounded
+//! piece at a time, so a 200 MB message or a 100,000 line listing never
+//! has to be in memory at once.
+//!
+//! A body knows nothing of the session: `Session::fill` hands it the
+//! messages to list, and corrects its snapshot when a streamed message
+//! turns out to have changed.
 
 use std::fs::File;
 use std::io::{self, Read};
 
-use super::{After, Reply, Session, State, Transaction};
+use crate::maildir::Message;
 use crate::message::{Sizes, WireEncoder};
 
 /// The file read buffer of a streamed message.
@@ -17,48 +22,13 @@ const READ_BUF: usize = 64 * 1024;
 /// UIDL (or a size), CRLF.
 const MAX_LISTING_LINE: usize = 20 + 1 + 70 + 2;
 
-/// The least room [`Session::fill`] works with: a smaller `limit` is
+/// The least room [`Session::fill`](crate::Session::fill) works with: a smaller `limit` is
 /// raised to this much beyond the output's length, so every call makes
 /// progress.
 pub const MIN_FILL_ROOM: usize = 128;
 
-/// The response to one command line, for a server that sends it in
-/// pieces: the status line (with the whole body, for short responses), and
-/// the rest of a multi-line response as a [`Body`] to produce with
-/// [`Session::fill`] before the next command runs.
-#[derive(Debug)]
-pub struct Response {
-    /// The bytes to send first.
-    pub head: Vec<u8>,
-    /// The rest of a multi-line response, if it is produced in pieces.
-    pub body: Option<Body>,
-    /// Whether to keep the connection open after the whole response.
-    pub after: After,
-}
-
-impl From<Reply> for Response {
-    fn from(reply: Reply) -> Self {
-        Response {
-            head: reply.bytes,
-            body: None,
-            after: reply.after,
-        }
-    }
-}
-
-impl Response {
-    /// The response as a [`Reply`], for one without a body.
-    pub(super) fn into_reply(self) -> Reply {
-        debug_assert!(self.body.is_none());
-        Reply {
-            bytes: self.head,
-            after: self.after,
-        }
-    }
-}
-
 /// The body of a multi-line response still to be produced (see
-/// [`Session::fill`]); it ends with the terminating `.CRLF`.
+/// [`Session::fill`](crate::Session::fill)); it ends with the terminating `.CRLF`.
 #[derive(Debug)]
 pub struct Body {
     kind: Kind,
@@ -73,7 +43,8 @@ enum Kind {
 /// Whether a [`Body`] is complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fill {
-    /// The output is full: send it and call [`Session::fill`] again.
+    /// The output is full: send it and call
+    /// [`Session::fill`](crate::Session::fill) again.
     More,
     /// The body is complete, terminator included.
     Done,
@@ -108,6 +79,24 @@ pub enum BodyError {
         /// The size of what was read.
         actual: u64,
     },
+}
+
+/// Why [`Body::fill`] failed: the error to report and, if a streamed
+/// message changed, what the session's snapshot should now say of it.
+pub(super) struct Failure {
+    pub(super) error: BodyError,
+    pub(super) correction: Option<Correction>,
+}
+
+/// The sizes read of a message that changed while it was sent (see
+/// [`Mailbox::correct`](crate::Mailbox::correct)).
+pub(super) struct Correction {
+    /// The message number.
+    pub(super) number: usize,
+    /// Its sizes as read.
+    pub(super) sizes: Sizes,
+    /// Its file's inode.
+    pub(super) ino: u64,
 }
 
 impl Body {
@@ -298,77 +287,72 @@ struct Listing {
 }
 
 impl Listing {
-    fn fill(&mut self, tx: Option<&Transaction>, out: &mut Vec<u8>, limit: usize) -> Fill {
+    fn fill(
+        &mut self,
+        messages: &[Message],
+        deleted: &[bool],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Fill {
         use std::io::Write as _;
-        if let Some(tx) = tx {
-            let messages = tx.mailbox.messages();
-            while self.next < messages.len() {
-                if limit.saturating_sub(out.len()) < MAX_LISTING_LINE + 3 {
-                    return Fill::More;
-                }
-                let (message, deleted) = (&messages[self.next], tx.deleted[self.next]);
-                self.next += 1;
-                if deleted {
-                    continue;
-                }
-                let _ = write!(out, "{} ", message.number());
-                if self.uidls {
-                    out.extend_from_slice(message.uidl_bytes());
-                } else {
-                    let _ = write!(out, "{}", message.size());
-                }
-                out.extend_from_slice(b"\r\n");
+        while self.next < messages.len() {
+            if limit.saturating_sub(out.len()) < MAX_LISTING_LINE + 3 {
+                return Fill::More;
             }
+            let (message, deleted) = (&messages[self.next], deleted[self.next]);
+            self.next += 1;
+            if deleted {
+                continue;
+            }
+            let _ = write!(out, "{} ", message.number());
+            if self.uidls {
+                out.extend_from_slice(message.uidl_bytes());
+            } else {
+                let _ = write!(out, "{}", message.size());
+            }
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b".\r\n");
         Fill::Done
     }
 }
 
-impl Session {
-    /// Produces the next piece of `body` (from the [`Response`] to the
-    /// command just handled) into `out`, which it does not let grow past
+impl Body {
+    /// Produces the next piece into `out`, which it does not let grow past
     /// `limit` octets, nor past `out.len() + MIN_FILL_ROOM` if that is
-    /// more (so every call makes progress). [`Fill::More`]: send `out`,
-    /// then call again; [`Fill::Done`]: the response is complete. Call it
-    /// until the body is done before the session handles the next command.
-    ///
-    /// # Errors
-    ///
-    /// [`BodyError`]: the message could not be sent whole; end the
-    /// connection abortively, without the terminator.
-    pub fn fill(
+    /// more (see [`Session::fill`](crate::Session::fill)). A listing lists
+    /// `messages`, leaving out those `deleted` marks.
+    pub(super) fn fill(
         &mut self,
-        body: &mut Body,
+        messages: &[Message],
+        deleted: &[bool],
         out: &mut Vec<u8>,
         limit: usize,
-    ) -> Result<Fill, BodyError> {
+    ) -> Result<Fill, Failure> {
         let limit = limit.max(out.len() + MIN_FILL_ROOM);
-        match &mut body.kind {
-            Kind::Listing(listing) => {
-                let tx = match &self.state {
-                    State::Transaction(tx) => Some(&**tx),
-                    _ => None,
-                };
-                Ok(listing.fill(tx, out, limit))
-            }
+        match &mut self.kind {
+            Kind::Listing(listing) => Ok(listing.fill(messages, deleted, out, limit)),
             Kind::Message(message) => match message.fill(out, limit) {
                 Ok(Step::More) => Ok(Fill::More),
                 Ok(Step::Done) => Ok(Fill::Done),
-                Ok(Step::Mismatch(sizes)) => {
-                    let number = message.number;
-                    if let State::Transaction(tx) = &mut self.state {
-                        tx.mailbox.correct(number, sizes, message.ino);
-                    }
-                    Err(BodyError::Changed {
-                        number,
+                Ok(Step::Mismatch(sizes)) => Err(Failure {
+                    error: BodyError::Changed {
+                        number: message.number,
                         announced: message.check.unwrap_or_default(),
                         actual: sizes.wire,
-                    })
-                }
-                Err(source) => Err(BodyError::Read {
-                    number: message.number,
-                    source,
+                    },
+                    correction: Some(Correction {
+                        number: message.number,
+                        sizes,
+                        ino: message.ino,
+                    }),
+                }),
+                Err(source) => Err(Failure {
+                    error: BodyError::Read {
+                        number: message.number,
+                        source,
+                    },
+                    correction: None,
                 }),
             },
         }
