@@ -10,9 +10,7 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use berth::IoBuf;
-
-use super::pump::Flow;
+use super::flow::{Flow, Input};
 use crate::{Body, Session};
 
 /// Per-connection state of the [`Pop3Handler`](super::Pop3Handler): owns
@@ -31,26 +29,6 @@ impl std::fmt::Debug for ConnState {
             .field("open", &self.conn.is_some())
             .field("batch", &self.batch.len())
             .finish()
-    }
-}
-
-/// One unit of client input, in order.
-pub(super) enum Input {
-    /// A command line, without its CRLF.
-    Line(IoBuf),
-    /// A line longer than the limit (its bytes were skipped).
-    TooLong,
-}
-
-impl Input {
-    /// What it costs to hold while it waits, for flow control.
-    pub(super) fn weight(&self) -> usize {
-        /// Bookkeeping per queued line.
-        const OVERHEAD: usize = 32;
-        match self {
-            Input::Line(line) => line.len() + OVERHEAD,
-            Input::TooLong => OVERHEAD,
-        }
     }
 }
 
@@ -80,7 +58,7 @@ pub(super) struct Pop3Conn {
     /// try it).
     pub(super) session: Mutex<Option<Driver>>,
     /// Input waiting to run, writes in flight, a held-back answer and the
-    /// deadlines (see `pump.rs`). Locked after `session` when both are.
+    /// deadlines (see `flow.rs`). Locked after `session` when both are.
     pub(super) flow: Mutex<Flow>,
 }
 

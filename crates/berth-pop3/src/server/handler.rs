@@ -12,7 +12,8 @@ use berth::{
 };
 
 use super::LOG_TARGET;
-use super::conn::{ConnState, Input, Pop3Conn};
+use super::conn::{ConnState, Pop3Conn};
+use super::flow::Input;
 use crate::{Session, Shared};
 
 /// The longest command line, CRLF included (RFC 2449 section 4).

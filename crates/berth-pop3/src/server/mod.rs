@@ -102,6 +102,7 @@
 mod builder;
 mod conn;
 mod error;
+mod flow;
 mod handler;
 mod pump;
 mod running;

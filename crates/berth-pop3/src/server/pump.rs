@@ -6,10 +6,10 @@
 //! short responses, one write for all of them, which is what makes
 //! pipelining pay. A job runs while input is queued, so lines that arrive
 //! while it runs join it. At most one job per connection is queued or
-//! running (`Run::Scheduled`), so the pool's per-connection queue never
-//! fills; input is bounded here instead: past [`MAX_QUEUED_INPUT`] octets
-//! of waiting lines, reading pauses until the pump has taken them down to
-//! [`RESUME_INPUT`].
+//! running (the flow's `Run::Scheduled`), so the pool's per-connection
+//! queue never fills; input is bounded here instead: past
+//! [`MAX_QUEUED_INPUT`] octets of waiting lines, reading pauses until the
+//! pump has taken them down to [`RESUME_INPUT`].
 //!
 //! Output. Responses are gathered into a chunk of up to [`CHUNK`] octets;
 //! a full chunk, or what is left when the input runs out, is one write.
@@ -39,172 +39,24 @@
 //! ([`Pop3Conn::wake`](super::timers)). A held answer keeps a handle to
 //! the connection, so a client that half-closes after its attempt still
 //! gets the answer before the close.
+//!
+//! The flow's state, and the bounds above, are in `flow.rs`.
+//!
+//! [`MAX_QUEUED_INPUT`]: super::flow::MAX_QUEUED_INPUT
+//! [`RESUME_INPUT`]: super::flow::RESUME_INPUT
+//! [`MAX_IN_FLIGHT`]: super::flow::MAX_IN_FLIGHT
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use berth::{ConnHandle, IoBuf};
 
 use super::LOG_TARGET;
-use super::conn::{Driver, Input, Pop3Conn};
+use super::conn::{Driver, Pop3Conn};
+use super::flow::{Held, Input, Queued};
 use crate::{After, AuthOutcome, Fill, MIN_FILL_ROOM, Response};
 
 /// Output is written in chunks of this many octets.
 pub(super) const CHUNK: usize = 64 * 1024;
-
-/// Writes queued per connection before the pump waits for one to complete.
-pub(super) const MAX_IN_FLIGHT: usize = 2;
-
-/// Octets of queued input above which reading pauses.
-pub(super) const MAX_QUEUED_INPUT: usize = 64 * 1024;
-
-/// Octets of queued input at or below which a paused connection reads again.
-pub(super) const RESUME_INPUT: usize = 16 * 1024;
-
-/// Whether the pump has work scheduled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Run {
-    /// No job queued or running; nothing to do.
-    Idle,
-    /// A job is queued or running; it takes any input queued meanwhile.
-    Scheduled,
-    /// Waiting for a write to complete before the next chunk.
-    Parked,
-    /// Waiting for the connection's timer to write a held-back answer.
-    Delayed,
-}
-
-/// A connection's queued input, its writes in flight, an answer held back
-/// and the deadlines its timer serves, shared by the IO thread (which
-/// queues input, learns of completed writes and runs the timer) and the
-/// job running the pump. Its lock is held only for these few fields.
-pub(super) struct Flow {
-    input: VecDeque<Input>,
-    input_weight: usize,
-    in_flight: usize,
-    run: Run,
-    paused: bool,
-    /// A failed login's answer, until its delay has passed.
-    held: Option<Held>,
-    /// When the session is closed if it has not logged in: `None` once it
-    /// has, or without a pre-login timeout.
-    login_deadline: Option<Instant>,
-}
-
-/// A failed login's answer, held back until `due`.
-pub(super) struct Held {
-    due: Instant,
-    bytes: Vec<u8>,
-    /// The answer ends the session (too many failed logins).
-    close: bool,
-    /// Keeps the connection from closing (`Lifecycle::closing` waits for
-    /// every handle) while the answer waits.
-    _handle: ConnHandle,
-}
-
-/// A held answer whose time has come, taken by the IO thread.
-pub(super) struct Released {
-    /// The answer (its write is counted).
-    pub(super) bytes: Vec<u8>,
-    /// Close the connection once it is written.
-    pub(super) close: bool,
-    /// Schedule the pump: input is waiting.
-    pub(super) schedule: bool,
-    /// What is left of the held answer (its handle): dropped once the
-    /// answer is queued, so the connection cannot close in between.
-    pub(super) keep_alive: Held,
-}
-
-/// What the IO thread should do after [`Pop3Conn::queue`].
-pub(super) struct Queued {
-    /// Submit a job that runs [`Pop3Conn::pump`].
-    pub(super) schedule: bool,
-    /// Pause reading: too much input is waiting.
-    pub(super) pause: bool,
-}
-
-impl Flow {
-    /// The flow of a new connection, whose greeting is being written,
-    /// that must log in by `login_deadline` (if set).
-    pub(super) fn after_greeting(login_deadline: Option<Instant>) -> Self {
-        Flow {
-            input: VecDeque::new(),
-            input_weight: 0,
-            in_flight: 1,
-            run: Run::Idle,
-            paused: false,
-            held: None,
-            login_deadline,
-        }
-    }
-
-    /// Count a write whose completion `written` will report.
-    pub(super) fn count_write(&mut self) {
-        self.in_flight += 1;
-    }
-
-    /// When the connection's timer should fire next: the earliest of the
-    /// held answer's time and the login deadline, or `login_retry`
-    /// instead of the latter when the login deadline has passed but the
-    /// session was busy.
-    pub(super) fn next_wake(&self, login_retry: Option<Instant>) -> Option<Instant> {
-        let login = login_retry.or(self.login_deadline);
-        let held = self.held.as_ref().map(|h| h.due);
-        match (login, held) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Whether the login deadline has passed at `now`.
-    pub(super) fn login_expired(&self, now: Instant) -> bool {
-        self.login_deadline.is_some_and(|at| at <= now)
-    }
-
-    /// The session is over: no answer is held any longer and no deadline
-    /// runs. Returns the held answer, to drop outside the lock.
-    pub(super) fn end(&mut self) -> Option<Held> {
-        self.login_deadline = None;
-        self.held.take()
-    }
-
-    /// The session logged in: the login deadline no longer runs.
-    pub(super) fn logged_in(&mut self) {
-        self.login_deadline = None;
-    }
-
-    /// On the IO thread, when the timer fires at `now`: the held answer,
-    /// if its time has come, its write counted and the pump's state set
-    /// (scheduled if input is waiting, else idle).
-    pub(super) fn release(&mut self, now: Instant) -> Option<Released> {
-        if self.held.as_ref().is_none_or(|h| h.due > now) {
-            return None;
-        }
-        let mut held = self.held.take()?;
-        self.in_flight += 1;
-        let schedule = !held.close && self.run == Run::Delayed && !self.input.is_empty();
-        if self.run == Run::Delayed {
-            self.run = if schedule { Run::Scheduled } else { Run::Idle };
-        }
-        Some(Released {
-            bytes: std::mem::take(&mut held.bytes),
-            close: held.close,
-            schedule,
-            keep_alive: held,
-        })
-    }
-
-    /// Take a write slot, or park (and say so) if none is free.
-    fn take_slot(&mut self) -> bool {
-        if self.in_flight < MAX_IN_FLIGHT {
-            self.in_flight += 1;
-            true
-        } else {
-            self.run = Run::Parked;
-            false
-        }
-    }
-}
 
 /// Where a job left off.
 enum Turn {
@@ -218,21 +70,12 @@ enum Turn {
 
 impl Pop3Conn {
     /// On the IO thread, at the end of a read: queue its command lines.
+    /// Returns whether to schedule the pump (it was idle), and whether to
+    /// pause reading (past
+    /// [`MAX_QUEUED_INPUT`](super::flow::MAX_QUEUED_INPUT) octets are
+    /// waiting).
     pub(super) fn queue(&self, batch: impl Iterator<Item = Input>) -> Queued {
-        let mut flow = self.flow();
-        for input in batch {
-            flow.input_weight += input.weight();
-            flow.input.push_back(input);
-        }
-        let pause = flow.input_weight > MAX_QUEUED_INPUT;
-        // Paused again even if the flag says so already: a resume sent
-        // by the pump may still be on its way.
-        flow.paused |= pause;
-        let schedule = flow.run == Run::Idle && !flow.input.is_empty();
-        if schedule {
-            flow.run = Run::Scheduled;
-        }
-        Queued { schedule, pause }
+        self.flow().queue(batch)
     }
 
     /// On the IO thread, from `write_completed`: one of the connection's
@@ -240,18 +83,12 @@ impl Pop3Conn {
     /// waiting for a free write slot. This is the "next chunk" trigger
     /// (a writability callback can take its place).
     pub(super) fn written(&self) -> bool {
-        let mut flow = self.flow();
-        flow.in_flight = flow.in_flight.saturating_sub(1);
-        let wake = flow.run == Run::Parked && flow.in_flight < MAX_IN_FLIGHT;
-        if wake {
-            flow.run = Run::Scheduled;
-        }
-        wake
+        self.flow().written()
     }
 
     /// On a worker: run the queued commands in order and write their
-    /// responses, until the input runs out or [`MAX_IN_FLIGHT`] writes
-    /// are queued.
+    /// responses, until the input runs out or
+    /// [`MAX_IN_FLIGHT`](super::flow::MAX_IN_FLIGHT) writes are queued.
     pub(super) fn pump(&self, handle: &ConnHandle) {
         if !handle.is_open() {
             return;
@@ -263,7 +100,7 @@ impl Pop3Conn {
         };
         let Some(driver) = guard.as_mut() else {
             // The session is over (QUIT, a timeout): input is ignored.
-            self.discard_input();
+            self.flow().discard_input();
             return;
         };
         loop {
@@ -281,7 +118,7 @@ impl Pop3Conn {
                     // Dropping the session releases the mailbox lock (after
                     // QUIT the UPDATE state has already run).
                     *guard = None;
-                    self.discard_input();
+                    self.flow().discard_input();
                     return;
                 }
             }
@@ -340,9 +177,9 @@ impl Pop3Conn {
     /// gathered and go idle.
     fn next_command(&self, handle: &ConnHandle, driver: &mut Driver) -> Turn {
         let mut flow = self.flow();
-        let Some(input) = flow.input.pop_front() else {
+        let Some((input, resume)) = flow.next_input() else {
             if driver.out.is_empty() {
-                flow.run = Run::Idle;
+                flow.idle();
                 return Turn::Stop;
             }
             if !flow.take_slot() {
@@ -350,19 +187,15 @@ impl Pop3Conn {
             }
             // Idle once this write is queued: a job scheduled from now on
             // runs after this one returns.
-            flow.run = Run::Idle;
+            flow.idle();
             drop(flow);
             return match Self::send(handle, driver) {
                 Turn::Go => Turn::Stop,
                 end => end,
             };
         };
-        flow.input_weight -= input.weight();
-        let resume = flow.paused && flow.input_weight <= RESUME_INPUT;
-        if resume {
-            flow.paused = false;
-        }
         drop(flow);
+        // Down to RESUME_INPUT octets of queued input: read again.
         if resume {
             let _ = handle.resume_reading();
         }
@@ -427,16 +260,7 @@ impl Pop3Conn {
             }
         }
         let close = after == After::Close;
-        let mut flow = self.flow();
-        flow.held = Some(Held {
-            due,
-            bytes: answer,
-            close,
-            _handle: handle.clone(),
-        });
-        flow.run = Run::Delayed;
-        let wake = flow.next_wake(None);
-        drop(flow);
+        let wake = self.flow().hold(Held::new(due, answer, close, handle));
         if let Some(at) = wake {
             // At most the delay: sooner if the login deadline comes first.
             let _ = handle.set_timer(at.saturating_duration_since(now));
@@ -448,7 +272,7 @@ impl Pop3Conn {
     /// unless something else waits for it.
     fn logged_in(&self, handle: &ConnHandle) {
         let mut flow = self.flow();
-        if flow.login_deadline.is_none() {
+        if !flow.awaiting_login() {
             return;
         }
         flow.logged_in();
@@ -458,13 +282,5 @@ impl Pop3Conn {
             Some(at) => handle.set_timer(at.saturating_duration_since(Instant::now())),
             None => handle.cancel_timer(),
         };
-    }
-
-    /// Drop queued input of a session that is over.
-    fn discard_input(&self) {
-        let mut flow = self.flow();
-        flow.input.clear();
-        flow.input_weight = 0;
-        flow.run = Run::Idle;
     }
 }
