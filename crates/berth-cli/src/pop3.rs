@@ -52,13 +52,16 @@ pub struct Pop3Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     login_timeout: u64,
     /// Close a session at its bad command (answered -ERR: unknown, malformed,
-    /// invalid in the state...) past this many; failed logins do not count.
+    /// invalid in the state...) past this many (0: at the first); failed
+    /// logins do not count.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BAD_COMMANDS)]
     max_bad_commands: u32,
     /// Answer a failed PASS/APOP after this many seconds, doubled with each
     /// further failure from the client's address (up to 15 s) until a login
-    /// from it succeeds; 0 turns the delay off.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_AUTH_FAILURE_DELAY.as_secs())]
+    /// from it succeeds (which is answered after its last failure's delay);
+    /// 0 turns the delay off.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_AUTH_FAILURE_DELAY.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=15))]
     auth_failure_delay: u64,
     /// Host name for the greeting's APOP timestamp (default: the system's host name).
     #[arg(long, value_name = "NAME")]

@@ -137,11 +137,15 @@ impl Shared {
         self.penalties().failed(ip, now)
     }
 
-    /// A login from `ip` succeeded: its failures are forgotten.
-    pub fn login_succeeded(&self, ip: IpAddr) {
-        if !self.config.auth_failure_delay.is_zero() {
-            self.penalties().succeeded(ip);
+    /// A login from `ip` succeeded at `now`: its failures are forgotten.
+    /// Returns how long to hold its answer back: the delay of the
+    /// address's last failure, if it has one on record (so a slow answer
+    /// does not tell a failure), else zero.
+    pub fn login_succeeded(&self, ip: IpAddr, now: Instant) -> Duration {
+        if self.config.auth_failure_delay.is_zero() {
+            return Duration::ZERO;
         }
+        self.penalties().succeeded(ip, now)
     }
 
     fn penalties(&self) -> std::sync::MutexGuard<'_, Penalties> {

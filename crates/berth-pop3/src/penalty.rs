@@ -2,6 +2,10 @@
 //! the answer to a failed `PASS` or `APOP` is held back for a delay that
 //! doubles with each failure from the same address (2 s, 4 s, 8 s, then
 //! the cap of 15 s by default), and a successful login from it clears it.
+//! The answer to a successful login from an address with failures on
+//! record is held back too, for the delay of its last failure: otherwise a
+//! client could take any answer slower than a round trip for a failure,
+//! hang up and try again without ever waiting.
 //!
 //! Sans-IO: the table is told the time ([`Penalties::failed`] takes `now`)
 //! and only computes delays; the server holds the answer back (without a
@@ -103,9 +107,17 @@ impl Penalties {
         self.delay(failures)
     }
 
-    /// A login from `ip` succeeded: forget its failures.
-    pub fn succeeded(&mut self, ip: IpAddr) {
-        self.entries.remove(&key(ip));
+    /// A login from `ip` succeeded at `now`: forget its failures, and
+    /// return how long to hold its answer back (the delay its last failure
+    /// earned, if that is not forgotten yet; zero for an address without
+    /// failures on record).
+    pub fn succeeded(&mut self, ip: IpAddr, now: Instant) -> Duration {
+        match self.entries.remove(&key(ip)) {
+            Some(e) if now.saturating_duration_since(e.last) < FORGET_AFTER => {
+                self.delay(e.failures)
+            }
+            _ => Duration::ZERO,
+        }
     }
 
     /// The delay the next failure from `ip` would earn at `now` (without
@@ -235,11 +247,15 @@ mod tests {
         t.failed(v4(1), now);
         t.failed(v4(1), now);
         t.failed(v4(2), now);
-        t.succeeded(v4(1));
+        // Answered after its last failure's delay, then forgotten.
+        assert_eq!(t.succeeded(v4(1), now), S(4));
         assert_eq!(t.failed(v4(1), now), S(2));
         assert_eq!(t.failed(v4(2), now), S(4), "only that address");
-        t.succeeded(v4(9)); // unknown: nothing happens
+        // Unknown: nothing happens, and no delay.
+        assert_eq!(t.succeeded(v4(9), now), Duration::ZERO);
         assert_eq!(t.len(), 2);
+        // Failures forgotten by now hold nothing back.
+        assert_eq!(t.succeeded(v4(2), now + FORGET_AFTER), Duration::ZERO);
     }
 
     #[test]
@@ -303,7 +319,7 @@ mod tests {
         assert_eq!(t.failed(v6("2001:db8:1:2::1"), now), S(2));
         assert_eq!(t.failed(v6("2001:db8:1:2:ffff:0:0:9"), now), S(4));
         assert_eq!(t.failed(v6("2001:db8:1:3::1"), now), S(2), "next /64");
-        t.succeeded(v6("2001:db8:1:2::abcd"));
+        t.succeeded(v6("2001:db8:1:2::abcd"), now);
         assert_eq!(t.next_delay(v6("2001:db8:1:2::1"), now), S(2));
         assert_eq!(key(v6("2001:db8:1:2:3:4:5:6")), v6("2001:db8:1:2::"));
     }

@@ -104,8 +104,16 @@ fn a_failed_login_is_answered_after_a_delay_that_doubles(engine: EngineChoice) {
         "-ERR [AUTH] authentication failed, too many attempts\r\n"
     );
     assert!(started.elapsed() >= delay * 8);
-    // A success clears the address: the next failure waits the first delay.
+    // A success from the address is answered no faster than its last
+    // failure (a slow answer must not tell a failure), and clears it: the
+    // next failure waits the first delay.
+    let started = Instant::now();
     other.login();
+    assert!(
+        started.elapsed() >= delay * 8,
+        "a success answered after {:?}",
+        started.elapsed()
+    );
     assert!(other.command("QUIT").starts_with("+OK"));
     let mut third = Client::connect(&server);
     assert_eq!(third.command("USER alice"), "+OK send PASS\r\n");

@@ -7,7 +7,7 @@
 //! is dropped, which releases the mailbox lock and deletes nothing; jobs
 //! still queued for it then do nothing.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::flow::{Flow, Input};
@@ -60,12 +60,18 @@ pub(super) struct Pop3Conn {
     /// Input waiting to run, writes in flight, a held-back answer and the
     /// deadlines (see `flow.rs`). Locked after `session` when both are.
     pub(super) flow: Mutex<Flow>,
+    /// What the session is sent if it has not logged in by its deadline.
+    pub(super) login_timeout_reply: Arc<[u8]>,
 }
 
 impl Pop3Conn {
     /// A connection owning `session`, whose greeting has been queued for
     /// writing, that must log in by `login_deadline` (if set).
-    pub(super) fn new(session: Session, login_deadline: Option<Instant>) -> Self {
+    pub(super) fn new(
+        session: Session,
+        login_deadline: Option<Instant>,
+        login_timeout_reply: Arc<[u8]>,
+    ) -> Self {
         Pop3Conn {
             session: Mutex::new(Some(Driver {
                 session,
@@ -73,6 +79,7 @@ impl Pop3Conn {
                 out: Vec::new(),
             })),
             flow: Mutex::new(Flow::after_greeting(login_deadline)),
+            login_timeout_reply,
         }
     }
 

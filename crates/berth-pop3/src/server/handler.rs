@@ -36,7 +36,7 @@ pub struct Pop3Handler {
     idle_timeout: Duration,
     login_timeout: Option<Duration>,
     /// What a session that did not log in in time is sent before the close.
-    login_timeout_reply: Vec<u8>,
+    login_timeout_reply: Arc<[u8]>,
 }
 
 impl Pop3Handler {
@@ -58,7 +58,8 @@ impl Pop3Handler {
                 "-ERR disconnected: no login within {}\r\n",
                 seconds(login_timeout)
             )
-            .into_bytes(),
+            .into_bytes()
+            .into(),
         }
     }
 
@@ -157,11 +158,12 @@ impl Lifecycle for Pop3Handler {
         match which {
             Timeout::Idle => pc.idle(conn),
             Timeout::User => {
-                if pc.wake(conn, Instant::now(), &self.login_timeout_reply) {
+                if pc.wake(conn, Instant::now()) {
                     self.schedule(conn, &pc);
                 }
             }
             // A line begun and not finished within the frame timeout.
+            Timeout::Frame => pc.frame_timed_out(conn),
             _ => conn.close(),
         }
     }
@@ -191,7 +193,8 @@ impl FrameHandler for Pop3Handler {
             conn.conn().set_timer(after);
             Instant::now().checked_add(after)
         });
-        st.conn = Some(Arc::new(Pop3Conn::new(session, deadline)));
+        let reply = Arc::clone(&self.login_timeout_reply);
+        st.conn = Some(Arc::new(Pop3Conn::new(session, deadline, reply)));
     }
 
     fn frame(&self, _: &mut FramedConn<'_, '_, LineCodec>, st: &mut ConnState, line: IoBuf) {

@@ -23,12 +23,15 @@
 //! progress (a streamed message's 64 KiB read buffer, or a message of up
 //! to [`WHOLE_MESSAGE_LIMIT`](crate::WHOLE_MESSAGE_LIMIT) octets in wire
 //! form, under 0.8 MiB even if every octet were an LF) and the queued
-//! input: under a megabyte. When the core gains write watermarks and a
-//! writability callback, that callback can drive [`Pop3Conn::written`]
-//! instead.
+//! input: under a megabyte. (The core's write watermarks and
+//! `writability_changed` would bound it too; counting completions keeps the
+//! bound independent of the server's watermark settings.)
 //!
 //! A failed login. Its answer is held back for the delay the client's
 //! address has earned ([`Shared::login_failed`](crate::Shared::login_failed)),
+//! and so is a successful login's from an address with failures on record
+//! ([`Shared::login_succeeded`](crate::Shared::login_succeeded)), for the
+//! delay of its last failure,
 //! without a sleeping thread: the pump writes what the commands before it
 //! answered, keeps the answer in the flow ([`Held`], `Run::Delayed`), sets
 //! the connection's timer and returns. Nothing schedules the pump while it
@@ -177,6 +180,12 @@ impl Pop3Conn {
     /// gathered and go idle.
     fn next_command(&self, handle: &ConnHandle, driver: &mut Driver) -> Turn {
         let mut flow = self.flow();
+        // Checked here too: the IO thread's timer only tries the session's
+        // lock, which a client that keeps commands coming keeps busy.
+        if flow.awaiting_login() && flow.login_expired(Instant::now()) {
+            drop(flow);
+            return self.login_timed_out(handle, driver);
+        }
         let Some((input, resume)) = flow.next_input() else {
             if driver.out.is_empty() {
                 flow.idle();
@@ -214,12 +223,16 @@ impl Pop3Conn {
                 }
             }
             Some(AuthOutcome::Succeeded) => {
-                driver
-                    .session
-                    .shared()
-                    .login_succeeded(handle.peer_addr().ip());
+                let now = Instant::now();
+                let ip = handle.peer_addr().ip();
+                let delay = driver.session.shared().login_succeeded(ip, now);
                 if driver.session.user().is_some() {
                     self.logged_in(handle);
+                }
+                if !delay.is_zero() {
+                    // From an address with failures on record: as slow as
+                    // a failure, so a slow answer does not give one away.
+                    return self.hold(handle, driver, head, after, now, now + delay);
                 }
             }
             None => {}
@@ -238,8 +251,7 @@ impl Pop3Conn {
         Turn::Go
     }
 
-    /// Hold a failed login's `answer` back until `due` (see the module
-    /// docs): write what the commands before it answered, keep the answer
+    /// Hold a login's `answer` back until `due` (see the module docs): write what the commands before it answered, keep the answer
     /// for the IO thread and set the timer. The pump stops; the session
     /// ends now if the answer closes it.
     fn hold(
@@ -266,6 +278,22 @@ impl Pop3Conn {
             let _ = handle.set_timer(at.saturating_duration_since(now));
         }
         if close { Turn::End } else { Turn::Stop }
+    }
+
+    /// The login deadline passed with commands still coming: answer what
+    /// ran, then the timeout, and end the session.
+    fn login_timed_out(&self, handle: &ConnHandle, driver: &mut Driver) -> Turn {
+        tracing::info!(target: LOG_TARGET, conn = %handle.id(), peer = %handle.peer_addr(),
+            "POP3 login timeout");
+        driver.out.extend_from_slice(&self.login_timeout_reply);
+        let mut flow = self.flow();
+        let held = flow.end();
+        flow.count_write();
+        drop(flow);
+        Self::send(handle, driver);
+        let _ = handle.close();
+        drop(held);
+        Turn::End
     }
 
     /// The session has logged in: stop the login deadline, and the timer

@@ -56,15 +56,10 @@ impl Pop3Conn {
     }
 
     /// The user timer fired at `now`: close a session whose login deadline
-    /// has passed (with `login_timeout_reply`), write a held answer whose
-    /// time has come, and set the timer for what remains. Returns whether
-    /// to schedule the pump (input waited behind the answer).
-    pub(super) fn wake(
-        &self,
-        conn: &mut Conn<'_>,
-        now: Instant,
-        login_timeout_reply: &[u8],
-    ) -> bool {
+    /// has passed, write a held answer whose time has come, and set the
+    /// timer for what remains. Returns whether to schedule the pump (input
+    /// waited behind the answer).
+    pub(super) fn wake(&self, conn: &mut Conn<'_>, now: Instant) -> bool {
         let mut login_retry = None;
         if self.flow().login_expired(now) {
             match self.session.try_lock() {
@@ -72,7 +67,7 @@ impl Pop3Conn {
                     Some(driver) if driver.session.user().is_none() => {
                         tracing::info!(target: LOG_TARGET, conn = %conn.id(),
                             peer = %conn.peer_addr(), "POP3 login timeout");
-                        self.end(conn, &driver, login_timeout_reply);
+                        self.end(conn, &driver, &self.login_timeout_reply);
                         return false;
                     }
                     // Logged in (its job clears the deadline under this
@@ -97,13 +92,35 @@ impl Pop3Conn {
         let Some(released) = released else {
             return false;
         };
-        // One buffer: one `write_completed`, as counted.
-        let _ = conn.write_buf(IoBuf::from(released.bytes));
+        // One buffer: one `write_completed`, as counted. A write refused
+        // (a full server under `OverflowPolicy::Refuse`) would leave a gap
+        // in the replies: reset instead.
+        if conn.write_buf(IoBuf::from(released.bytes)).is_err() {
+            conn.abort();
+            return false;
+        }
         if released.close {
             conn.close();
         }
         drop(released.keep_alive);
         released.schedule
+    }
+
+    /// A line was begun and not finished within the frame timeout: close,
+    /// or reset if a response is being written (or may be: a command is
+    /// running), since a close in the middle of one would pass for its end.
+    pub(super) fn frame_timed_out(&self, conn: &mut Conn<'_>) {
+        let mid_response = match self.session.try_lock() {
+            Ok(guard) => guard.as_ref().is_some_and(Driver::mid_response),
+            Err(_) => true,
+        };
+        tracing::info!(target: LOG_TARGET, conn = %conn.id(), peer = %conn.peer_addr(),
+            mid_response, "POP3 command line not finished within the frame timeout");
+        if mid_response {
+            conn.abort();
+        } else {
+            conn.close();
+        }
     }
 
     /// End the session of `driver` (taken out of its lock) with `line`, or
