@@ -42,6 +42,15 @@ struct Slot<S, I> {
     entry: Option<Box<Entry<S, I>>>,
 }
 
+/// The slot `key` names, if its generation is still `key`'s (a stale key
+/// names none).
+#[inline]
+fn live<S, I>(slots: &mut [Slot<S, I>], key: Key) -> Option<&mut Slot<S, I>> {
+    slots
+        .get_mut(key.idx as usize)
+        .filter(|slot| slot.generation == key.generation)
+}
+
 /// The connections of one IO thread and the handler they run.
 pub(crate) struct Core<H: Handler, I> {
     pub handler: Arc<H>,
@@ -135,12 +144,8 @@ impl<H: Handler, I> Core<H, I> {
     /// A live connection's entry, the write budget and the wheel, at once.
     #[inline]
     pub(super) fn entry_parts(&mut self, key: Key) -> Option<Parts<'_, H::State, I>> {
-        let slot = self.slots.get_mut(key.idx as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
         Some(Parts {
-            e: slot.entry.as_deref_mut()?,
+            e: live(&mut self.slots, key)?.entry.as_deref_mut()?,
             budget: &mut self.budget,
             wheel: &mut self.wheel,
         })
@@ -157,11 +162,7 @@ impl<H: Handler, I> Core<H, I> {
 
     #[inline]
     pub(super) fn entry(&mut self, key: Key) -> Option<&mut Entry<H::State, I>> {
-        let slot = self.slots.get_mut(key.idx as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        slot.entry.as_deref_mut()
+        live(&mut self.slots, key)?.entry.as_deref_mut()
     }
 
     /// The engine state of a live connection (`None` for a stale key).
@@ -210,11 +211,7 @@ impl<H: Handler, I> Core<H, I> {
             now,
             ..
         } = self;
-        let slot = slots.get_mut(key.idx as usize)?;
-        if slot.generation != key.generation {
-            return None;
-        }
-        let e = slot.entry.as_deref_mut()?;
+        let e = live(slots, key)?.entry.as_deref_mut()?;
         let mut conn = Conn {
             st: &mut e.st,
             env: ConnEnv {
@@ -335,12 +332,9 @@ impl<H: Handler, I> Core<H, I> {
 
     /// The engine finished closing the connection: free its slot.
     pub fn released<B: Backend<Io = I>>(&mut self, be: &mut B, key: Key) {
-        let Some(slot) = self.slots.get_mut(key.idx as usize) else {
+        let Some(slot) = live(&mut self.slots, key) else {
             return;
         };
-        if slot.generation != key.generation {
-            return;
-        }
         let Some(mut e) = slot.entry.take() else {
             return;
         };
