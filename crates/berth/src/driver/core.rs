@@ -16,6 +16,7 @@ use crate::driver::limits::{Limits, WriteBudget};
 use crate::driver::mailbox::Mailbox;
 use crate::driver::state::{ConnState, flags::*};
 use crate::driver::stats::{CloseReason, ThreadStats};
+use crate::driver::timers;
 use crate::driver::wheel::{Due, TimerKind, Wheel};
 use crate::handler::Handler;
 use crate::lifecycle::ServerEvent;
@@ -223,7 +224,7 @@ impl<H: Handler, I> Core<H, I> {
         };
         let r = door::conn_call(&**handler, &mut conn, &mut e.state, f);
         if e.st.has(TIMERS_DIRTY) {
-            crate::driver::timers::schedule(&mut e.st, key, wheel);
+            timers::schedule(&mut e.st, key, wheel);
         }
         r
     }
@@ -280,40 +281,34 @@ impl<H: Handler, I> Core<H, I> {
         let id = ConnId((self.next_seq << 8) | self.thread);
         self.next_seq += 1;
         let mut entry = entry;
-        entry.st.reset(id, key, peer);
+        let st = &mut entry.st;
+        st.reset(id, key, peer);
         if admitted {
-            entry.st.set(ADMITTED);
+            st.set(ADMITTED);
         }
-        entry.st.last_active = self.now;
+        if self.stopping {
+            st.set(STOPPING);
+        }
+        st.last_active = self.now;
         if let Some(idle) = self.budget.limits.idle_timeout {
             let at = self.now.saturating_add(Wheel::ticks(idle));
             self.wheel.insert(key, TimerKind::Idle, at);
         }
-        entry.io = Some(io);
-        slot.entry = Some(entry);
-        if let Some(io) = self.io_mut(key) {
-            be.attach(key, io);
+        // The handler meets a proxied connection once its PROXY header has
+        // told the client's address (`proxy.rs`).
+        let await_proxy = admitted && self.proxy_protocol;
+        if await_proxy {
+            st.set(AWAIT_PROXY);
+            if let Some(limit) = self.budget.limits.frame_timeout {
+                st.timers.frame_at = self.now.saturating_add(Wheel::ticks(limit));
+                timers::schedule(st, key, &mut self.wheel);
+            }
         }
+        let e = slot.entry.insert(entry);
+        be.attach(key, e.io.insert(io));
         self.live += 1;
         ThreadStats::add(&self.stats.accepted, 1);
-        if self.stopping
-            && let Some(e) = self.entry(key)
-        {
-            e.st.set(STOPPING);
-        }
-        if admitted && self.proxy_protocol {
-            // The handler meets the connection once its PROXY header has
-            // told the client's address (`proxy.rs`).
-            let limit = self.budget.limits.frame_timeout;
-            let at = limit.map(|l| self.now.saturating_add(Wheel::ticks(l)));
-            if let Some(Parts { e, wheel, .. }) = self.entry_parts(key) {
-                e.st.set(AWAIT_PROXY);
-                if let Some(at) = at {
-                    e.st.timers.frame_at = at;
-                    e.st.set(FRAME_QUEUED);
-                    wheel.insert(key, TimerKind::Frame, at);
-                }
-            }
+        if await_proxy {
             return self.kick(be, key);
         }
         self.establish(be, key);
