@@ -362,10 +362,7 @@ impl Epoll {
             };
             io.queued = false;
             for _ in 0..READ_BUDGET {
-                if !core.wants_read(key) {
-                    break;
-                }
-                let Some(io) = core.io_mut(key) else {
+                let Some(io) = core.reader(key) else {
                     break;
                 };
                 let mut buf = self.pool.alloc();
