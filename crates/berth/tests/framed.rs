@@ -5,7 +5,7 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use berth::codec::{
@@ -218,8 +218,14 @@ fn trailing_partial_frame_is_reported_at_end_of_stream(engine: EngineChoice) {
     t.finish();
 }
 
-/// Answers each line later, from another thread (as a worker pool would).
-struct LateReplies;
+/// Answers each line later, from another thread (as a worker pool would):
+/// only once the server has handled the end of stream (`client_closed`
+/// comes after the trailing partial line went to `frame_error`), or after
+/// [`IO_TIMEOUT`] if it never does.
+#[derive(Default)]
+struct LateReplies {
+    eof_handled: Arc<(Mutex<bool>, Condvar)>,
+}
 
 impl Lifecycle for LateReplies {
     type State = ();
@@ -234,20 +240,29 @@ impl FrameHandler for LateReplies {
 
     fn frame(&self, conn: &mut FramedConn<'_, '_, LineCodec>, _: &mut (), line: IoBuf) {
         let handle = conn.handle();
+        let eof_handled = Arc::clone(&self.eof_handled);
         std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            let (handled, cv) = &*eof_handled;
+            let handled = handled.lock().unwrap();
+            drop(cv.wait_timeout_while(handled, IO_TIMEOUT, |h| !*h).unwrap());
             let mut reply = b"+OK ".to_vec();
             reply.extend_from_slice(&line);
             reply.extend_from_slice(b"\r\n");
             handle.write(&reply).unwrap();
         });
     }
+
+    fn client_closed(&self, _: &mut FramedConn<'_, '_, LineCodec>, _: &mut ()) {
+        let (handled, cv) = &*self.eof_handled;
+        *handled.lock().unwrap() = true;
+        cv.notify_all();
+    }
 }
 
 // Regression: a partial last line at end of stream used to shut down the
 // write side at once, so replies still being produced were refused.
 fn trailing_partial_frame_does_not_cut_off_replies_still_coming(engine: EngineChoice) {
-    let t = start(engine, Framed::new(LateReplies));
+    let t = start(engine, Framed::new(LateReplies::default()));
     let got = exchange(t.connect(), b"one\r\ntwo\r\nunfinish", true).unwrap();
     let got = String::from_utf8(got).unwrap();
     assert!(

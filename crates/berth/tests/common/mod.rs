@@ -122,7 +122,12 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
+    with_timeouts(TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect"))
+}
+
+/// A client socket made ready for a test: reads and writes time out after
+/// [`IO_TIMEOUT`], and small writes go out at once.
+fn with_timeouts(s: TcpStream) -> TcpStream {
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
     s.set_nodelay(true).unwrap();
@@ -212,11 +217,7 @@ pub fn connect_small_rcvbuf(addr: SocketAddr) -> TcpStream {
     s.set_recv_buffer_size(4096).unwrap();
     s.connect_timeout(&addr.into(), IO_TIMEOUT)
         .expect("connect");
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
+    with_timeouts(s.into())
 }
 
 /// A client connected from the local address `local` (port chosen by the
@@ -228,11 +229,7 @@ pub fn connect_from(local: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
         .expect("bind the client's address");
     s.connect_timeout(&addr.into(), IO_TIMEOUT)
         .expect("connect");
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
+    with_timeouts(s.into())
 }
 
 /// Read until end-of-file or an error; returns the bytes and how it ended

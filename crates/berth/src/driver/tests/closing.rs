@@ -167,13 +167,7 @@ fn closing_is_not_called_after_an_explicit_close() {
 #[test]
 fn closing_is_not_called_after_a_handle_closes() {
     let mut h = Harness::new();
-    h.script(|cb, conn, handles| {
-        if *cb == Cb::Established {
-            handles.push(conn.handle());
-        }
-    });
-    let k = h.open();
-    let handle = h.handles().pop().expect("handle");
+    let (k, handle) = h.open_held();
     h.eof(k);
     assert_eq!(h.calls(), [Cb::ClientClosed]);
     assert_eq!(h.reqs(), [Req::StopRead(k)]);

@@ -28,13 +28,7 @@ fn client_closed_follows_the_data_and_the_connection_then_closes() {
 fn client_closed_is_reported_once_however_often_the_eof_is() {
     let mut h = Harness::new();
     // A handle keeps the connection open after the half-close.
-    h.script(|cb, conn, handles| {
-        if *cb == Cb::Established {
-            handles.push(conn.handle());
-        }
-    });
-    let k = h.open();
-    let _handle = h.handles();
+    let (k, _handle) = h.open_held();
     h.eof(k);
     assert_eq!(h.calls(), [Cb::ClientClosed]);
     assert_eq!(h.reqs(), [Req::StopRead(k)]);
@@ -80,17 +74,7 @@ fn client_closed_waits_for_the_data_stashed_while_paused() {
 #[test]
 fn client_closed_waits_for_resume_even_with_nothing_stashed() {
     let mut h = Harness::new();
-    h.script(|cb, conn, handles| {
-        if *cb == Cb::Established {
-            handles.push(conn.handle());
-            conn.pause_reading();
-        }
-    });
-    let k = h.adopt();
-    assert_eq!(h.calls(), [Cb::Opened, Cb::Established]);
-    // Paused from the start: reading never starts.
-    assert_eq!(h.reqs(), [Req::Attach(k)]);
-    let handle = h.handles().pop().expect("handle");
+    let (k, handle) = h.open_paused();
     h.eof(k);
     h.assert_quiet();
     handle.resume_reading().expect("open");

@@ -115,6 +115,35 @@ impl Harness {
         k
     }
 
+    /// A new connection whose handler keeps a handle from
+    /// `connection_established` on and does nothing else; opened as
+    /// [`Harness::open`] checks.
+    fn open_held(&mut self) -> (Key, ConnHandle) {
+        self.script(|cb, conn, handles| {
+            if *cb == Cb::Established {
+                handles.push(conn.handle());
+            }
+        });
+        let k = self.open();
+        (k, self.handles().pop().expect("handle"))
+    }
+
+    /// A new connection whose handler keeps a handle and pauses reading in
+    /// `connection_established`: opened, established, but reading never
+    /// starts.
+    fn open_paused(&mut self) -> (Key, ConnHandle) {
+        self.script(|cb, conn, handles| {
+            if *cb == Cb::Established {
+                handles.push(conn.handle());
+                conn.pause_reading();
+            }
+        });
+        let k = self.adopt();
+        assert_eq!(self.calls(), [Cb::Opened, Cb::Established]);
+        assert_eq!(self.reqs(), [Req::Attach(k)], "reading never starts");
+        (k, self.handles().pop().expect("handle"))
+    }
+
     /// The engine received `data`.
     fn data(&mut self, key: Key, data: &str) {
         let mut buf = self.core.pool.alloc();

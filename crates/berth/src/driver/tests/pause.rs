@@ -103,16 +103,7 @@ fn a_pause_from_a_handle_and_a_resume_from_a_callback() {
 #[test]
 fn paused_in_connection_established_reading_never_starts_until_resumed() {
     let mut h = Harness::new();
-    h.script(|cb, conn, handles| {
-        if *cb == Cb::Established {
-            handles.push(conn.handle());
-            conn.pause_reading();
-        }
-    });
-    let k = h.adopt();
-    assert_eq!(h.calls(), [Cb::Opened, Cb::Established]);
-    assert_eq!(h.reqs(), [Req::Attach(k)]);
-    let handle = h.handles().pop().expect("handle");
+    let (k, handle) = h.open_paused();
     handle.resume_reading().unwrap();
     h.drain();
     assert_eq!(h.reqs(), [Req::StartRead(k)]);

@@ -90,13 +90,7 @@ fn commands_for_the_old_key_do_not_reach_the_new_connection() {
 #[test]
 fn a_handle_of_the_old_connection_does_not_reach_the_new_one() {
     let mut h = Harness::new();
-    h.script(|cb, conn, handles| {
-        if *cb == Cb::Established {
-            handles.push(conn.handle());
-        }
-    });
-    let old = h.open();
-    let old_handle = h.handles().pop().expect("handle");
+    let (old, old_handle) = h.open_held();
     // Queued before the old connection closed, applied after its slot was reused.
     old_handle.write(b"stale").unwrap();
     h.read_error(old, libc::ECONNRESET);

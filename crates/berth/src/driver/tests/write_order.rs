@@ -166,13 +166,7 @@ fn write_completed_gets_the_whole_buffer_after_partial_writes() {
 #[test]
 fn write_completed_gets_the_whole_buffer_when_an_append_grew_the_write_in_flight() {
     let mut h = Harness::new();
-    h.script(|cb, conn, handles| {
-        if *cb == Cb::Established {
-            handles.push(conn.handle());
-        }
-    });
-    let k = h.open();
-    let handle = h.handles().pop().expect("handle");
+    let (k, handle) = h.open_held();
     let mut block = h.core.pool.alloc();
     block.extend_from_slice(b"abcdef");
     let block = block.freeze();
