@@ -1,7 +1,7 @@
 //! `berth echo` and `berth packet-echo`: the seed's sample servers.
 
-use berth::Framed;
 use berth::servers::{Echo, PacketEcho};
+use berth::{Framed, Handler};
 use clap::Args;
 
 use crate::logging::LogFormat;
@@ -27,25 +27,25 @@ pub struct EchoArgs {
 const ECHO_IDLE_SECS: u64 = 300;
 
 pub fn run_echo(args: EchoArgs, log: LogFormat) -> Result<(), String> {
-    let startup = args.server.startup(log)?;
-    let welcome = args.welcome.map(String::into_bytes);
-    let idle = args.server.idle_timeout_or(ECHO_IDLE_SECS);
-    args.server.serve(
-        startup,
-        Echo::new(welcome),
-        ECHO_BUFFER_SIZE,
-        |b, _| b.idle_timeout(idle),
-        None,
-    )
+    serve(args, log, Echo::new)
 }
 
 pub fn run_packet_echo(args: EchoArgs, log: LogFormat) -> Result<(), String> {
+    serve(args, log, |welcome| Framed::new(PacketEcho::new(welcome)))
+}
+
+/// Serve the handler `make` builds from the welcome text.
+fn serve<H: Handler>(
+    args: EchoArgs,
+    log: LogFormat,
+    make: impl FnOnce(Option<Vec<u8>>) -> H,
+) -> Result<(), String> {
     let startup = args.server.startup(log)?;
     let welcome = args.welcome.map(String::into_bytes);
     let idle = args.server.idle_timeout_or(ECHO_IDLE_SECS);
     args.server.serve(
         startup,
-        Framed::new(PacketEcho::new(welcome)),
+        make(welcome),
         ECHO_BUFFER_SIZE,
         |b, _| b.idle_timeout(idle),
         None,

@@ -38,13 +38,8 @@ fn echo_binary_echoes_with_welcome_and_half_close(engine: &str) {
     let got = rd.join().unwrap();
     assert_eq!(&got[..7], b"hello\r\n");
     assert!(got[7..] == data[..], "echo differs");
-    assert!(srv.log.iter().any(|l| l.contains(&format!(
-        "engine={}",
-        match engine {
-            "uring" => "io_uring",
-            e => e,
-        }
-    ))));
+    let engine = format!("engine={}", support::engine_name(engine));
+    assert!(srv.log.iter().any(|l| l.contains(&engine)));
 }
 
 fn packet_echo_binary_echoes_packets(engine: &str) {

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,29 +25,22 @@ both_engines!(
     pop3_stats_report_the_worker_queue,
 );
 
-/// A temporary directory for control sockets, removed on drop.
-struct TempDir(PathBuf);
+/// A temporary directory for the control socket (`control` in it),
+/// removed on drop.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("berth-ctl-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+    fn new() -> TempDir {
+        TempDir(tempfile::tempdir().unwrap())
     }
 
     fn socket(&self) -> PathBuf {
-        self.0.join("control")
+        self.0.path().join("control")
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn server(engine: &str, control: &Path, extra: &[&str]) -> Running {
+/// `berth echo` on `engine` with its control socket at `control`.
+fn echo_command(engine: &str, control: &Path, extra: &[&str]) -> Command {
     let mut args = vec![
         "echo",
         "--listen",
@@ -57,7 +51,11 @@ fn server(engine: &str, control: &Path, extra: &[&str]) -> Running {
         control.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    Running::spawn(berth(&args))
+    berth(&args)
+}
+
+fn server(engine: &str, control: &Path, extra: &[&str]) -> Running {
+    Running::spawn(echo_command(engine, control, extra))
 }
 
 /// `berth ctl ... ARGS`: its stdout, after checking it succeeded.
@@ -90,7 +88,7 @@ fn echoed_within(c: &mut TcpStream, window: Duration) -> bool {
 }
 
 fn pause_leaves_new_connections_in_the_backlog_until_resume(engine: &str) {
-    let dir = TempDir::new(&format!("pause-{engine}"));
+    let dir = TempDir::new();
     let mut srv = server(engine, &dir.socket(), &[]);
     let mut before = srv.connect();
     before.write_all(b"a").unwrap();
@@ -127,7 +125,7 @@ fn pause_leaves_new_connections_in_the_backlog_until_resume(engine: &str) {
 }
 
 fn stats_has_the_documented_keys_and_counts_the_traffic(engine: &str) {
-    let dir = TempDir::new(&format!("stats-{engine}"));
+    let dir = TempDir::new();
     let srv = server(engine, &dir.socket(), &["--io-threads", "2"]);
     // The fields come in the documented order, for people reading it.
     let line = ctl_ok(&dir.socket(), &["stats"]);
@@ -165,26 +163,13 @@ fn stats_has_the_documented_keys_and_counts_the_traffic(engine: &str) {
     );
     assert_eq!(
         keys(&s["connections"]["closed_by_reason"]),
-        BTreeSet::from([
-            "client_close",
-            "server_close",
-            "reset",
-            "error",
-            "timeout",
-            "limit",
-            "shutdown",
-        ])
+        BTreeSet::from(support::CLOSE_REASONS)
     );
     assert_eq!(
         keys(&s["buffers"]),
         BTreeSet::from(["allocated", "pooled", "in_use"])
     );
-    let engine_name = if engine == "uring" {
-        "io_uring"
-    } else {
-        "epoll"
-    };
-    assert_eq!(s["engine"], engine_name);
+    assert_eq!(s["engine"], support::engine_name(engine));
     assert_eq!(s["io_threads"], 2);
     assert_eq!(s["paused"], false);
     assert_eq!(s["draining"], false);
@@ -234,7 +219,7 @@ fn stats_has_the_documented_keys_and_counts_the_traffic(engine: &str) {
 }
 
 fn ctl_shutdown_drains_and_the_server_exits_cleanly(engine: &str) {
-    let dir = TempDir::new(&format!("shutdown-{engine}"));
+    let dir = TempDir::new();
     let mut srv = server(engine, &dir.socket(), &[]);
     let mut clients: Vec<_> = (0..4).map(|_| srv.connect()).collect();
     for c in &mut clients {
@@ -248,8 +233,8 @@ fn ctl_shutdown_drains_and_the_server_exits_cleanly(engine: &str) {
     }
     let status = srv.wait_exit();
     assert!(status.success(), "{status:?}");
-    let rest = srv.rest_of_log();
-    let log = [srv.log.clone(), rest].concat();
+    srv.read_log_to_end();
+    let log = &srv.log;
     assert!(
         log.iter()
             .any(|l| l.contains("draining connections (berth ctl shutdown)")),
@@ -265,7 +250,7 @@ fn ctl_shutdown_drains_and_the_server_exits_cleanly(engine: &str) {
 /// A client speaking the protocol without `berth ctl`, as a script with
 /// socat would: one line per request, several on one connection.
 fn the_protocol_is_newline_delimited_json(engine: &str) {
-    let dir = TempDir::new(&format!("protocol-{engine}"));
+    let dir = TempDir::new();
     let _srv = server(engine, &dir.socket(), &[]);
     let mode = std::fs::metadata(dir.socket())
         .unwrap()
@@ -316,7 +301,7 @@ fn the_protocol_is_newline_delimited_json(engine: &str) {
 }
 
 fn a_stale_socket_is_replaced_and_a_live_one_is_an_error(engine: &str) {
-    let dir = TempDir::new(&format!("stale-{engine}"));
+    let dir = TempDir::new();
     // A socket file whose process is gone: nothing listens on it.
     drop(UnixListener::bind(dir.socket()).unwrap());
     assert!(dir.socket().exists());
@@ -331,15 +316,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_an_error(engine: &str) {
     assert_eq!(stats(&dir.socket())["connections"]["accepted"], 0);
 
     // A second server on the same control socket refuses to start.
-    let second = support::run_bounded(berth(&[
-        "echo",
-        "--listen",
-        "127.0.0.1:0",
-        "--engine",
-        engine,
-        "--control",
-        dir.socket().to_str().unwrap(),
-    ]));
+    let second = support::run_bounded(echo_command(engine, &dir.socket(), &[]));
     assert_eq!(second.status.code(), Some(1), "{second:?}");
     let err = String::from_utf8(second.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -357,10 +334,10 @@ fn a_stale_socket_is_replaced_and_a_live_one_is_an_error(engine: &str) {
 }
 
 fn pop3_stats_report_the_worker_queue(engine: &str) {
-    let dir = TempDir::new(&format!("pop3-{engine}"));
-    let demo = support::run_bounded(berth(&["pop3-demo", dir.0.to_str().unwrap()]));
+    let dir = TempDir::new();
+    let demo = support::run_bounded(berth(&["pop3-demo", dir.0.path().to_str().unwrap()]));
     assert!(demo.status.success(), "{demo:?}");
-    let (maildir, users) = (dir.0.join("maildir"), dir.0.join("users"));
+    let (maildir, users) = (dir.0.path().join("maildir"), dir.0.path().join("users"));
     let control = dir.socket();
     let _srv = Running::spawn(berth(&[
         "pop3",
@@ -382,7 +359,7 @@ fn pop3_stats_report_the_worker_queue(engine: &str) {
 
 #[test]
 fn a_missing_or_dead_socket_is_one_line_and_a_failure() {
-    let dir = TempDir::new("missing");
+    let dir = TempDir::new();
     let out = ctl(&dir.socket(), &["stats"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8(out.stderr).unwrap();
@@ -401,7 +378,7 @@ fn a_missing_or_dead_socket_is_one_line_and_a_failure() {
 
 #[test]
 fn a_control_path_that_is_not_a_socket_is_left_alone() {
-    let dir = TempDir::new("not-a-socket");
+    let dir = TempDir::new();
     std::fs::write(dir.socket(), b"precious").unwrap();
     let out = support::run_bounded(berth(&[
         "echo",

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 use support::*;
@@ -113,11 +113,9 @@ fn two_instances_behind_haproxy_see_the_clients_addresses(engine: &str) {
             .expect("spawn haproxy"),
     );
     // Wait for HAProxy's frontend.
-    let end = Instant::now() + TIMEOUT;
-    while TcpStream::connect_timeout(&front, Duration::from_secs(1)).is_err() {
-        assert!(Instant::now() < end, "haproxy did not listen on {front}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let listening =
+        eventually(|| TcpStream::connect_timeout(&front, Duration::from_secs(1)).is_ok());
+    assert!(listening, "haproxy did not listen on {front}");
     let mut ours = HashSet::new();
     for i in 0..CLIENTS {
         let mut s = client(front).expect("connect through haproxy");
@@ -129,14 +127,12 @@ fn two_instances_behind_haproxy_see_the_clients_addresses(engine: &str) {
         assert_eq!(back, data, "client {i}: every byte echoes exactly");
     }
     // Every client is reported by one instance, with its own address.
-    let end = Instant::now() + TIMEOUT;
-    let (seen_one, seen_two) = loop {
-        let (a, b) = (clients_seen(&mut one), clients_seen(&mut two));
-        if ours.iter().all(|c| a.contains(c) || b.contains(c)) || Instant::now() > end {
-            break (a, b);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut seen_one, mut seen_two) = (HashSet::new(), HashSet::new());
+    eventually(|| {
+        (seen_one, seen_two) = (clients_seen(&mut one), clients_seen(&mut two));
+        ours.iter()
+            .all(|c| seen_one.contains(c) || seen_two.contains(c))
+    });
     let ours_seen = |seen: &HashSet<SocketAddr>| seen.intersection(&ours).count();
     assert_eq!(
         ours_seen(&seen_one) + ours_seen(&seen_two),

@@ -8,10 +8,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::time::Instant;
 
 use openmetrics::Exposition;
-use support::{Running, TIMEOUT, berth, both_engines, read_all, run_bounded};
+use support::{
+    CLOSE_REASONS, Running, TIMEOUT, berth, both_engines, eventually, read_all, run_bounded,
+};
 
 both_engines!(
     a_scrape_is_strict_openmetrics_and_counts_echo_traffic_exactly,
@@ -136,16 +137,6 @@ fn closed(e: &Exposition, reason: &str) -> f64 {
     value_for(e, "berth_connections_closed_total", &[("reason", reason)])
 }
 
-const CLOSE_REASONS: [&str; 7] = [
-    "client_close",
-    "server_close",
-    "reset",
-    "error",
-    "timeout",
-    "limit",
-    "shutdown",
-];
-
 /// Every metric the README documents, with its type, and the values a
 /// server at rest must show.
 fn check_families(e: &Exposition, engine: &str, io_threads: f64) {
@@ -193,11 +184,7 @@ fn check_families(e: &Exposition, engine: &str, io_threads: f64) {
         let refused = value_for(e, "berth_connections_refused_total", &[("reason", reason)]);
         assert_eq!(refused, 0.0);
     }
-    let engine = if engine == "uring" {
-        "io_uring"
-    } else {
-        engine
-    };
+    let engine = support::engine_name(engine);
     let version = env!("CARGO_PKG_VERSION");
     let info = [("version", version), ("engine", engine)];
     assert_eq!(value_for(e, "berth_build_info", &info), 1.0);
@@ -219,15 +206,11 @@ fn check_families(e: &Exposition, engine: &str, io_threads: f64) {
 /// Scrape until `done` holds (the server counts a close a moment after the
 /// client sees it), bounded by `TIMEOUT`.
 fn scrape_until(addr: SocketAddr, done: impl Fn(&Exposition) -> bool) -> Exposition {
-    let end = Instant::now() + TIMEOUT;
-    loop {
-        let e = scrape(addr);
-        if done(&e) {
-            return e;
-        }
-        assert!(Instant::now() < end, "metrics never got there: {e:#?}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut last = None;
+    let got = eventually(|| done(last.insert(scrape(addr))));
+    let e = last.expect("scraped at least once");
+    assert!(got, "metrics never got there: {e:#?}");
+    e
 }
 
 fn a_scrape_is_strict_openmetrics_and_counts_echo_traffic_exactly(engine: &str) {

@@ -11,7 +11,7 @@ use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use support::{BERTH, Running, TIMEOUT, berth, both_engines, clean_env, read_all, run_bounded};
@@ -53,24 +53,6 @@ fn setting<'a>(unit: &'a [(String, String, String)], section: &str, key: &str) -
         .unwrap_or_else(|| panic!("no [{section}] {key}= in {unit:?}"))
 }
 
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("berth-systemd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The service's `ExecStart` command, with the binary under test and the
 /// runtime directory moved to `runtime`.
 fn exec_start(runtime: &Path) -> Vec<String> {
@@ -97,11 +79,11 @@ fn next_notification(socket: &UnixDatagram) -> String {
 /// On io_uring the notification socket is a path, on epoll an abstract
 /// address (systemd uses either).
 fn the_service_runs_on_the_socket_systemd_passes_and_reports_readiness(engine: &str) {
-    let dir = TempDir::new(engine);
+    let dir = tempfile::tempdir().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (notify, notify_name) = if engine == "uring" {
-        let path = dir.0.join("notify");
+        let path = dir.path().join("notify");
         (
             UnixDatagram::bind(&path).unwrap(),
             path.to_str().unwrap().to_owned(),
@@ -116,7 +98,7 @@ fn the_service_runs_on_the_socket_systemd_passes_and_reports_readiness(engine: &
     };
     notify.set_read_timeout(Some(TIMEOUT)).unwrap();
 
-    let mut args = exec_start(&dir.0);
+    let mut args = exec_start(dir.path());
     args.extend([
         "--engine".to_owned(),
         engine.to_owned(),
@@ -148,7 +130,7 @@ fn the_service_runs_on_the_socket_systemd_passes_and_reports_readiness(engine: &
     c.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(read_all(&mut c), b"activated");
     // The unit's --control socket is there, in the runtime directory.
-    let stats = support::ctl(&dir.0.join("control"), &["stats"]);
+    let stats = support::ctl(&dir.path().join("control"), &["stats"]);
     assert!(stats.status.success(), "{stats:?}");
 
     srv.signal("-TERM");
@@ -244,16 +226,16 @@ fn systemd_analyze_verifies_the_units_where_it_is_installed() {
         eprintln!("systemd-analyze not installed; the units' keys are checked by the test above");
         return;
     }
-    let dir = TempDir::new("verify");
+    let dir = tempfile::tempdir().unwrap();
     for name in ["berth-echo.service", "berth-echo.socket"] {
         let text = std::fs::read_to_string(Path::new(DEPLOY).join(name)).unwrap();
         let text = text.replace("/usr/local/bin/berth", BERTH);
-        std::fs::write(dir.0.join(name), text).unwrap();
+        std::fs::write(dir.path().join(name), text).unwrap();
     }
     let mut cmd = Command::new("systemd-analyze");
     cmd.arg("verify")
-        .arg(dir.0.join("berth-echo.socket"))
-        .arg(dir.0.join("berth-echo.service"));
+        .arg(dir.path().join("berth-echo.socket"))
+        .arg(dir.path().join("berth-echo.service"));
     let out = run_bounded(cmd);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");

@@ -72,36 +72,36 @@ impl Report {
         }
         if let Some(a) = &self.attack {
             fields.extend([
-                count("slowloris_open", "slowloris open", a.slowloris_open),
-                count("slowloris_closed", "slowloris closed", a.slowloris_closed),
+                count("slowloris_open", "slowloris open", a.slowloris.open),
+                count("slowloris_closed", "slowloris closed", a.slowloris.closed),
                 count(
                     "slowloris_reconnects",
                     "slowloris reopened",
-                    a.slowloris_reconnects,
+                    a.slowloris.reconnects,
                 ),
                 count(
                     "slowloris_connect_errors",
                     "slowloris conn. errors",
-                    a.slowloris_connect_errors,
+                    a.slowloris.connect_errors,
                 ),
-                count("slowloris_bytes", "slowloris bytes", a.slowloris_bytes),
-                count("never_read_open", "never-read open", a.never_read_open),
+                count("slowloris_bytes", "slowloris bytes", a.slowloris.bytes),
+                count("never_read_open", "never-read open", a.never_read.open),
                 count(
                     "never_read_closed",
                     "never-read closed",
-                    a.never_read_closed,
+                    a.never_read.closed,
                 ),
                 count(
                     "never_read_reconnects",
                     "never-read reopened",
-                    a.never_read_reconnects,
+                    a.never_read.reconnects,
                 ),
                 count(
                     "never_read_connect_errors",
                     "never-read conn. errs",
-                    a.never_read_connect_errors,
+                    a.never_read.connect_errors,
                 ),
-                count("never_read_bytes", "never-read bytes", a.never_read_bytes),
+                count("never_read_bytes", "never-read bytes", a.never_read.bytes),
                 (
                     "attack_ready_ms",
                     "attack ready (ms)",

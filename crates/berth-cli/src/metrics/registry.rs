@@ -236,7 +236,7 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     info.encode(m)
 }
 
-/// The engine's name in the `engine` label (as in the startup log line).
+/// A counter family without labels.
 fn counter<N: EncodeCounterValue>(
     enc: &mut DescriptorEncoder,
     name: &str,
@@ -265,6 +265,7 @@ fn counter_by(
     Ok(())
 }
 
+/// A gauge family without labels.
 fn gauge<N: EncodeGaugeValue>(
     enc: &mut DescriptorEncoder,
     name: &str,

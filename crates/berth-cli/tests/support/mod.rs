@@ -104,10 +104,10 @@ impl Running {
 
     /// The log lines written so far (without waiting) that contain `needle`.
     pub fn count(&mut self, needle: &str) -> usize {
-        while let Ok(line) = self.lines.try_recv() {
-            self.log.push(line);
-        }
-        self.log.iter().filter(|l| l.contains(needle)).count()
+        self.collect_log()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// Read the log to its end (the server has exited).
@@ -144,22 +144,9 @@ impl Running {
     /// The log lines not read yet, up to the end of the server's stderr
     /// (call after it exited).
     pub fn rest_of_log(&mut self) -> Vec<String> {
-        let end = Instant::now() + TIMEOUT;
-        let mut rest = Vec::new();
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    rest.push(line);
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return rest,
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-            }
-        }
-        panic!(
-            "the server's stderr did not end; log so far: {:#?}",
-            self.log
-        );
+        let read = self.log.len();
+        self.read_log_to_end();
+        self.log[read..].to_vec()
     }
 
     /// Wait for the server to exit.
@@ -177,17 +164,7 @@ impl Running {
     /// After the process has exited: read the rest of its log (until its
     /// stderr closes) into `log`, and return the last line.
     pub fn last_log_line(&mut self) -> String {
-        let end = Instant::now() + TIMEOUT;
-        loop {
-            let left = end
-                .checked_duration_since(Instant::now())
-                .expect("the log did not end");
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.log.push(line),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the log did not end"),
-            }
-        }
+        self.read_log_to_end();
         self.log.last().cloned().unwrap_or_default()
     }
 
@@ -242,6 +219,26 @@ pub fn listening_addr(line: &str) -> SocketAddr {
     };
     addr.parse().unwrap()
 }
+
+/// The engine's name in logs, stats and metrics, for an `--engine` value.
+pub fn engine_name(engine: &str) -> &str {
+    if engine == "uring" {
+        "io_uring"
+    } else {
+        engine
+    }
+}
+
+/// Every `CloseReason` name, in the server's order.
+pub const CLOSE_REASONS: [&str; 7] = [
+    "client_close",
+    "server_close",
+    "reset",
+    "error",
+    "timeout",
+    "limit",
+    "shutdown",
+];
 
 /// The environment the tests control: the engine, the log filter, and
 /// what systemd would set.

@@ -50,19 +50,33 @@ impl AttackPlan {
     }
 }
 
+/// Counted by the threads of one kind of attacker.
+#[derive(Default)]
+struct KindCounters {
+    open: AtomicU64,
+    closed: AtomicU64,
+    reconnects: AtomicU64,
+    connect_errors: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl KindCounters {
+    fn read(&self) -> KindReport {
+        KindReport {
+            open: self.open.load(Relaxed),
+            closed: self.closed.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            connect_errors: self.connect_errors.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+        }
+    }
+}
+
 /// Counted by the attack threads.
 #[derive(Default)]
 struct Counters {
-    slowloris_open: AtomicU64,
-    slowloris_closed: AtomicU64,
-    slowloris_reconnects: AtomicU64,
-    slowloris_connect_errors: AtomicU64,
-    slowloris_bytes: AtomicU64,
-    never_read_open: AtomicU64,
-    never_read_closed: AtomicU64,
-    never_read_reconnects: AtomicU64,
-    never_read_connect_errors: AtomicU64,
-    never_read_bytes: AtomicU64,
+    slowloris: KindCounters,
+    never_read: KindCounters,
     /// Latest time (ns since the attack began) at which a thread finished
     /// opening its first connections.
     ready_ns: AtomicU64,
@@ -100,28 +114,24 @@ pub(super) struct Attack {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// What one kind of attacker did.
+pub(super) struct KindReport {
+    /// Connections open when the attack stopped.
+    pub(super) open: u64,
+    /// Connections the server closed (or reset).
+    pub(super) closed: u64,
+    /// Connections reopened (`--attack-reconnect`).
+    pub(super) reconnects: u64,
+    /// Connects that failed, first ones and reconnects.
+    pub(super) connect_errors: u64,
+    /// Bytes sent (for never-reading connections: got into their sockets).
+    pub(super) bytes: u64,
+}
+
 /// What the attack did, for the report.
 pub(super) struct AttackReport {
-    /// Slowloris connections open when the attack stopped.
-    pub(super) slowloris_open: u64,
-    /// Slowloris connections the server closed (or reset).
-    pub(super) slowloris_closed: u64,
-    /// Slowloris connections reopened (`--attack-reconnect`).
-    pub(super) slowloris_reconnects: u64,
-    /// Slowloris connects that failed, first ones and reconnects.
-    pub(super) slowloris_connect_errors: u64,
-    /// Bytes the slowloris connections sent.
-    pub(super) slowloris_bytes: u64,
-    /// Never-reading connections open when the attack stopped.
-    pub(super) never_read_open: u64,
-    /// Never-reading connections the server closed (or reset).
-    pub(super) never_read_closed: u64,
-    /// Never-reading connections reopened.
-    pub(super) never_read_reconnects: u64,
-    /// Never-reading connects that failed.
-    pub(super) never_read_connect_errors: u64,
-    /// Bytes the never-reading connections got into their sockets.
-    pub(super) never_read_bytes: u64,
+    pub(super) slowloris: KindReport,
+    pub(super) never_read: KindReport,
     /// Milliseconds from the start of the attack until every attacker had
     /// opened its first connections (or until it stopped, if one had not).
     pub(super) ready_ms: f64,
@@ -183,16 +193,8 @@ impl Attack {
             c.ready_ns.load(Relaxed)
         };
         Some(AttackReport {
-            slowloris_open: c.slowloris_open.load(Relaxed),
-            slowloris_closed: c.slowloris_closed.load(Relaxed),
-            slowloris_reconnects: c.slowloris_reconnects.load(Relaxed),
-            slowloris_connect_errors: c.slowloris_connect_errors.load(Relaxed),
-            slowloris_bytes: c.slowloris_bytes.load(Relaxed),
-            never_read_open: c.never_read_open.load(Relaxed),
-            never_read_closed: c.never_read_closed.load(Relaxed),
-            never_read_reconnects: c.never_read_reconnects.load(Relaxed),
-            never_read_connect_errors: c.never_read_connect_errors.load(Relaxed),
-            never_read_bytes: c.never_read_bytes.load(Relaxed),
+            slowloris: c.slowloris.read(),
+            never_read: c.never_read.read(),
             ready_ms: ready_ns as f64 / 1e6,
         })
     }

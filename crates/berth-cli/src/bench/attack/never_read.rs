@@ -34,7 +34,7 @@ fn chunk(mode: Mode) -> Vec<u8> {
 }
 
 pub(super) fn run(s: &Shared) {
-    let c = &s.counters;
+    let c = &s.counters.never_read;
     let bytes = chunk(s.plan.mode);
     let mut sock = open(s);
     s.mark_ready();
@@ -53,13 +53,13 @@ pub(super) fn run(s: &Shared) {
             sock = open(s);
             at = 0;
             if sock.is_some() {
-                c.never_read_reconnects.fetch_add(1, Relaxed);
+                c.reconnects.fetch_add(1, Relaxed);
             }
             continue;
         };
         match conn.write(&bytes[at..]) {
             Ok(n) => {
-                c.never_read_bytes.fetch_add(n as u64, Relaxed);
+                c.bytes.fetch_add(n as u64, Relaxed);
                 at = (at + n) % CHUNK;
             }
             Err(e)
@@ -69,8 +69,8 @@ pub(super) fn run(s: &Shared) {
                 ) => {}
             Err(_) => {
                 if !s.over() {
-                    c.never_read_open.fetch_sub(1, Relaxed);
-                    c.never_read_closed.fetch_add(1, Relaxed);
+                    c.open.fetch_sub(1, Relaxed);
+                    c.closed.fetch_add(1, Relaxed);
                 }
                 sock = None;
             }
@@ -85,11 +85,11 @@ fn open(s: &Shared) -> Option<TcpStream> {
         .and_then(|sock| sock.set_write_timeout(Some(WRITE_TIMEOUT)).map(|()| sock));
     match sock {
         Ok(sock) => {
-            s.counters.never_read_open.fetch_add(1, Relaxed);
+            s.counters.never_read.open.fetch_add(1, Relaxed);
             Some(sock)
         }
         Err(_) => {
-            s.counters.never_read_connect_errors.fetch_add(1, Relaxed);
+            s.counters.never_read.connect_errors.fetch_add(1, Relaxed);
             None
         }
     }

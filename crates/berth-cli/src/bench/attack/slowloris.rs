@@ -38,7 +38,7 @@ pub(super) fn run(s: &Shared) {
     let plan = &s.plan;
     let n = plan.slowloris as usize;
     let interval = plan.slowloris_interval;
-    let c = &s.counters;
+    let c = &s.counters.slowloris;
     // Spread the connections' bytes evenly over one interval.
     let t0 = Instant::now();
     let mut conns: Vec<Slow> = Vec::with_capacity(n);
@@ -76,7 +76,7 @@ pub(super) fn run(s: &Shared) {
                 slow.sock = open(s);
                 slow.sent = 0;
                 if slow.sock.is_some() {
-                    c.slowloris_reconnects.fetch_add(1, Relaxed);
+                    c.reconnects.fetch_add(1, Relaxed);
                 }
             }
             if let Some(sock) = &mut slow.sock {
@@ -88,13 +88,13 @@ pub(super) fn run(s: &Shared) {
                 };
                 if let Some(n) = sent {
                     slow.sent += n;
-                    c.slowloris_bytes.fetch_add(n, Relaxed);
+                    c.bytes.fetch_add(n, Relaxed);
                 } else if !s.over() {
                     // The server closed it (a failure once the run has
                     // stopped is not the server's doing).
                     slow.sock = None;
-                    c.slowloris_open.fetch_sub(1, Relaxed);
-                    c.slowloris_closed.fetch_add(1, Relaxed);
+                    c.open.fetch_sub(1, Relaxed);
+                    c.closed.fetch_add(1, Relaxed);
                 }
             }
             turn = (turn + 1) % conns.len();
@@ -120,11 +120,11 @@ fn open(s: &Shared) -> Option<TcpStream> {
     match sock {
         Ok(sock) => {
             let _ = sock.set_nodelay(true);
-            s.counters.slowloris_open.fetch_add(1, Relaxed);
+            s.counters.slowloris.open.fetch_add(1, Relaxed);
             Some(sock)
         }
         Err(_) => {
-            s.counters.slowloris_connect_errors.fetch_add(1, Relaxed);
+            s.counters.slowloris.connect_errors.fetch_add(1, Relaxed);
             None
         }
     }
