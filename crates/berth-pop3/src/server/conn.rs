@@ -17,7 +17,7 @@ use crate::{Body, Session};
 /// the session (created when the connection is established).
 #[derive(Default)]
 pub struct ConnState {
-    pub(super) conn: Option<std::sync::Arc<Pop3Conn>>,
+    pub(super) conn: Option<Arc<Pop3Conn>>,
     /// The command lines of the read being delivered, queued together
     /// when it ends (`frames_done`).
     pub(super) batch: Vec<Input>,

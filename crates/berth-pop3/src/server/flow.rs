@@ -248,10 +248,7 @@ impl Flow {
     /// if its time has come, its write counted and the pump's state set
     /// (scheduled if input is waiting, else idle).
     pub(super) fn release(&mut self, now: Instant) -> Option<Released> {
-        if self.held.as_ref().is_none_or(|h| h.due > now) {
-            return None;
-        }
-        let mut held = self.held.take()?;
+        let mut held = self.held.take_if(|h| h.due <= now)?;
         self.in_flight += 1;
         let schedule = !held.close && self.run == Run::Delayed && !self.input.is_empty();
         if self.run == Run::Delayed {

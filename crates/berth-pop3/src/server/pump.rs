@@ -251,9 +251,10 @@ impl Pop3Conn {
         Turn::Go
     }
 
-    /// Hold a login's `answer` back until `due` (see the module docs): write what the commands before it answered, keep the answer
-    /// for the IO thread and set the timer. The pump stops; the session
-    /// ends now if the answer closes it.
+    /// Hold a login's `answer` back until `due` (see the module docs):
+    /// write what the commands before it answered, keep the answer for the
+    /// IO thread and set the timer. The pump stops; the session ends now if
+    /// the answer closes it.
     fn hold(
         &self,
         handle: &ConnHandle,

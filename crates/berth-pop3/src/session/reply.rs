@@ -26,15 +26,15 @@ pub struct Reply {
 impl Reply {
     /// A `+OK` line.
     pub(super) fn ok(text: &str) -> Self {
-        Self::line("+OK", text, After::Continue)
+        Self::line("+OK", text)
     }
 
     /// A `-ERR` line.
     pub(super) fn err(text: &str) -> Self {
-        Self::line("-ERR", text, After::Continue)
+        Self::line("-ERR", text)
     }
 
-    fn line(status: &str, text: &str, after: After) -> Self {
+    fn line(status: &str, text: &str) -> Self {
         let mut bytes = Vec::with_capacity(status.len() + text.len() + 3);
         bytes.extend_from_slice(status.as_bytes());
         if !text.is_empty() {
@@ -42,7 +42,10 @@ impl Reply {
             bytes.extend_from_slice(text.as_bytes());
         }
         bytes.extend_from_slice(b"\r\n");
-        Self { bytes, after }
+        Self {
+            bytes,
+            after: After::Continue,
+        }
     }
 
     /// The reply, closing the connection once sent.
